@@ -1,0 +1,161 @@
+/**
+ * The relay's HTTP and WebSocket contract (../shared/docs/contract.md §2), as types.
+ * Pure types and constants: imported by the relay, the terminal services and the renderer.
+ * Money is integer fen; times are ISO 8601 strings.
+ */
+
+export type OrderState = 'NOTPAY' | 'USERPAYING' | 'SUCCESS' | 'CLOSED' | 'PAYERROR';
+export const ORDER_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING', 'SUCCESS', 'CLOSED', 'PAYERROR'];
+export const FINAL_STATES: readonly OrderState[] = ['SUCCESS', 'CLOSED', 'PAYERROR'];
+
+/** Local lifecycle beyond WeChat's trade_state (extension): creation failed upstream. */
+export type OrderCreation = 'PENDING' | 'CREATED' | 'FAILED';
+
+export interface CatalogItem {
+  sku: string;
+  name: string;
+  /** fen */
+  price: number;
+}
+
+export interface SubMerchantInfo {
+  mchid: string;
+  name: string;
+  catalog?: CatalogItem[];
+}
+
+export interface MerchantsResponse {
+  sub_merchants: SubMerchantInfo[];
+}
+
+export interface SubOrder {
+  mchid: string;
+  out_trade_no: string;
+  description: string;
+  /** fen */
+  amount: number;
+  attach?: string;
+  transaction_id: string | null;
+  state: OrderState;
+}
+
+export interface Order {
+  combine_out_trade_no: string;
+  state: OrderState;
+  /** fen */
+  total_amount: number;
+  description: string | null;
+  code_url: string | null;
+  created_at: string;
+  expires_at: string;
+  paid_at: string | null;
+  closed_at: string | null;
+  /** name of the terminal that created it */
+  terminal: string;
+  sub_orders: SubOrder[];
+  /** Extension: PENDING until WeChat answered create, FAILED when it refused. */
+  creation?: OrderCreation;
+  /** Extension: WeChat's error code when creation failed. */
+  error_code?: string | null;
+  error_message?: string | null;
+  /** Extension: monotonically increasing version, bumped on every change. */
+  version?: number;
+}
+
+export interface CreateOrderSubOrder {
+  mchid: string;
+  description: string;
+  /** fen, positive integer */
+  amount: number;
+  attach?: string;
+}
+
+export interface CreateOrderRequest {
+  sub_orders: CreateOrderSubOrder[];
+  description?: string;
+  expire_minutes?: number;
+}
+
+export interface OrdersResponse {
+  orders: Order[];
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  /** 400: the JSON field at fault */
+  field?: string;
+  /** 409 CLOSE_TOO_EARLY */
+  retry_after_seconds?: number;
+}
+
+export interface BillRequest {
+  bill_date: string;
+}
+
+export type MismatchKind =
+  | 'MISSING_IN_BILL'      // paid here, absent from the bill
+  | 'UNKNOWN_ORDER'        // in the bill, unknown here
+  | 'NOT_PAID_LOCALLY'     // in the bill as paid, not SUCCESS here
+  | 'AMOUNT_MISMATCH'      // both sides know it, amounts differ
+  | 'MCHID_MISMATCH';      // in a different sub-merchant's bill than recorded
+
+export interface BillMismatch {
+  kind: MismatchKind;
+  mchid: string;
+  out_trade_no: string;
+  combine_out_trade_no: string | null;
+  transaction_id: string | null;
+  /** fen, local */
+  local_amount: number | null;
+  /** fen, from the bill */
+  bill_amount: number | null;
+  message: string;
+}
+
+export interface BillMerchantTotals {
+  mchid: string;
+  name: string;
+  /** NO_STATEMENT_EXIST when that merchant had no trades */
+  status: 'OK' | 'NO_STATEMENT' | 'FAILED';
+  error?: string;
+  bill_count: number;
+  /** fen */
+  bill_amount: number;
+  local_count: number;
+  /** fen */
+  local_amount: number;
+  /** fen, sum of fees in the bill (rounded to fen) */
+  fee_amount: number;
+}
+
+export interface ReconciliationReport {
+  bill_date: string;
+  generated_at: string;
+  merchants: BillMerchantTotals[];
+  mismatches: BillMismatch[];
+  ok: boolean;
+}
+
+export interface Alert {
+  id: number;
+  kind: 'AMOUNT_MISMATCH' | 'MCHID_MISMATCH' | 'UNKNOWN_ORDER' | string;
+  combine_out_trade_no: string | null;
+  message: string;
+  created_at: string;
+}
+
+export interface AlertsResponse {
+  alerts: Alert[];
+}
+
+/** WebSocket `/v1/events` server → terminal messages. */
+export type RelayEvent =
+  /** First message after connecting: the current state of open and recent orders. */
+  | { type: 'snapshot'; orders: Order[]; cursor: number }
+  | { type: 'order.updated'; order: Order; cursor?: number }
+  | { type: 'bill.progress'; bill_date: string; done: number; total: number; mchid?: string; stage: string }
+  | { type: 'alert'; alert: Alert }
+  | { type: 'heartbeat'; at: string };
+
+export type RelayEventType = RelayEvent['type'];
