@@ -65,8 +65,14 @@ export class DecryptionError extends WechatPayError {
 }
 
 /** A notification that verified but whose envelope or payload is not what the protocol says. */
+export type NotificationCode =
+  | 'NOTIFICATION_MALFORMED'     // body is not a JSON notification envelope
+  | 'EVENT_TYPE_UNSUPPORTED'     // event_type other than TRANSACTION.SUCCESS
+  | 'RESOURCE_TYPE_UNSUPPORTED'  // resource_type / original_type not an encrypted transaction
+  | 'RESOURCE_INVALID';          // decrypted, but not a combine order
+
 export class NotificationError extends WechatPayError {
-  constructor(code: 'NOTIFICATION_MALFORMED' | 'EVENT_TYPE_UNSUPPORTED', message: string) {
+  constructor(code: NotificationCode, message: string) {
     super(code, message);
   }
 }
@@ -91,5 +97,19 @@ export class ConfigError extends WechatPayError {
   constructor(setting: string, message: string) {
     super('CONFIG_INVALID', `${setting}: ${message}`);
     this.setting = setting;
+  }
+}
+
+/** A 2xx answer that verified but is not what the endpoint promises (missing `code_url`…). */
+export class ResponseError extends WechatPayError {
+  constructor(message: string) {
+    super('RESPONSE_MALFORMED', message);
+  }
+}
+
+/** The platform certificate list could not be used. */
+export class CertificateError extends WechatPayError {
+  constructor(code: 'CERTIFICATES_MALFORMED' | 'CERTIFICATE_INVALID', message: string, cause?: unknown) {
+    super(code, message, { cause });
   }
 }

@@ -124,3 +124,88 @@ export interface ErrorResponseBody {
   message: string;
   detail?: { field?: string; value?: unknown; issue?: string; location?: string } | unknown;
 }
+
+/**
+ * One detail row of a trade bill (reference §6.3). Amount columns are integer fen (parsed from
+ * yuan strings with string arithmetic); the fee column has 5 decimals of yuan, so it is kept
+ * exact in thousandths of a fen. Identifiers stay strings exactly as in the file (payment rows
+ * carry `0` as refund ids). In a SUCCESS bill the refund columns are absent: '' / 0 here.
+ */
+export interface TradeBillRecord {
+  /** 交易时间 `yyyy-MM-dd HH:mm:ss` (Beijing time) */
+  trade_time: string;
+  /** 公众账号ID */
+  appid: string;
+  /** 商户号 */
+  mchid: string;
+  /** 特约商户号 (`0` in merchant mode) */
+  sub_mchid: string;
+  /** 设备号 */
+  device_info: string;
+  /** 微信订单号 */
+  transaction_id: string;
+  /** 商户订单号 (the sub-order out_trade_no) */
+  out_trade_no: string;
+  /** 用户标识 */
+  openid: string;
+  /** 交易类型 */
+  trade_type: string;
+  /** 交易状态: SUCCESS, REFUND, … */
+  trade_state: string;
+  /** 付款银行 */
+  bank_type: string;
+  /** 货币种类 */
+  currency: string;
+  /** 应结订单金额, fen */
+  settlement_total_fee: number;
+  /** 代金券金额, fen */
+  coupon_fee: number;
+  /** 退款申请时间 (REFUND bills only) */
+  refund_apply_time?: string;
+  /** 退款成功时间 (REFUND bills only) */
+  refund_success_time?: string;
+  /** 微信退款单号 */
+  refund_id: string;
+  /** 商户退款单号 */
+  out_refund_no: string;
+  /** 退款金额, fen */
+  refund_fee: number;
+  /** 充值券退款金额, fen */
+  coupon_refund_fee: number;
+  /** 退款类型 */
+  refund_type: string;
+  /** 退款状态 */
+  refund_status: string;
+  /** 商品名称 */
+  description: string;
+  /** 商户数据包 (the sub-order attach) */
+  attach: string;
+  /** 手续费 in thousandths of a fen (the file has 5 decimals of yuan; negative on refunds) */
+  fee_milli_fen: number;
+  /** 费率, as written, e.g. `0.60%` */
+  rate: string;
+  /** 订单金额, fen */
+  total_fee: number;
+  /** 申请退款金额, fen */
+  applied_refund_fee: number;
+  /** 费率备注 */
+  rate_note: string;
+}
+
+/** The summary row. Columns absent from a SUCCESS bill are 0. */
+export interface TradeBillSummary {
+  /** 总交易单数 */
+  total_count: number;
+  /** 应结订单总金额, fen */
+  settlement_total_fee: number;
+  /** 退款总金额, fen */
+  refund_fee: number;
+  /** 充值券退款总金额, fen */
+  coupon_refund_fee: number;
+  /** 手续费总金额, thousandths of a fen */
+  fee_milli_fen: number;
+  /** 订单总金额, fen */
+  total_fee: number;
+  /** 申请退款总金额, fen */
+  applied_refund_fee: number;
+}

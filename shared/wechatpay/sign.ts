@@ -113,13 +113,14 @@ export class RequestSigner {
   }
 }
 
-export interface SignedHeaders {
+// A type alias (not an interface) so it is assignable to plain header records (HeaderBag).
+export type SignedHeaders = {
   'Wechatpay-Timestamp': string;
   'Wechatpay-Nonce': string;
   'Wechatpay-Signature': string;
   'Wechatpay-Serial': string;
   'Wechatpay-Signature-Type': string;
-}
+};
 
 /** Signs a response or notification body as WeChat Pay does (used by the sandbox and tests). */
 export function signBody(privateKey: KeyObject, serial: string, body: string | Buffer, now: number = Date.now()): SignedHeaders {

@@ -1,0 +1,165 @@
+/**
+ * The terminal API as the screens see it: Electron's preload (`window.pos`) when present,
+ * otherwise the loopback web host over HTTP with the per-launch secret. Both give the same
+ * `PreloadApi`; failures always reject with an `ApiFailure` carrying the relay/terminal code.
+ */
+import {
+  TERMINAL_METHODS,
+  type ApiResult, type PreloadApi, type TerminalApi, type TerminalEvent, type TerminalMethod,
+} from '../../shared/contracts/terminal-api';
+import type { ErrorBody } from '../../shared/contracts/relay-api';
+
+export class ApiFailure extends Error implements ErrorBody {
+  readonly code: string;
+  readonly field?: string;
+  readonly retry_after_seconds?: number;
+  constructor(body: ErrorBody) {
+    super(body.message);
+    this.name = 'ApiFailure';
+    this.code = body.code;
+    if (body.field !== undefined) this.field = body.field;
+    if (body.retry_after_seconds !== undefined) this.retry_after_seconds = body.retry_after_seconds;
+  }
+}
+
+/** Normalises whatever a call rejected with (ErrorBody-shaped object, Error, string). */
+export function toFailure(err: unknown): ApiFailure {
+  if (err instanceof ApiFailure) return err;
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as ErrorBody).code === 'string') {
+    const e = err as ErrorBody;
+    return new ApiFailure({ ...e, message: String(e.message ?? '') });
+  }
+  if (err instanceof TypeError) return new ApiFailure({ code: 'NETWORK', message: err.message });
+  return new ApiFailure({ code: 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
+}
+
+const SECRET_KEY = 'pos.secret';
+
+/** Takes `#secret=…` from the address once, keeps it for this tab, and clears it from the URL bar. */
+export function takeSecret(): string | null {
+  const m = /(?:^#|&)secret=([^&]+)/.exec(location.hash);
+  if (m) {
+    const secret = decodeURIComponent(m[1]);
+    sessionStorage.setItem(SECRET_KEY, secret);
+    history.replaceState(null, '', location.pathname + location.search);
+    return secret;
+  }
+  return sessionStorage.getItem(SECRET_KEY);
+}
+
+type Listener = (event: TerminalEvent) => void;
+
+/** HTTP client of the web host: `POST /api/<method>` and an SSE stream read through fetch. */
+export function createHttpApi(secret: string, base = ''): PreloadApi {
+  const headers = { Authorization: `Bearer ${secret}` };
+
+  async function call(method: TerminalMethod, args: unknown[]): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/api/${method}`, {
+        method: 'POST',
+        headers: { ...headers, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ args }),
+      });
+    } catch (err) {
+      throw new ApiFailure({ code: 'NETWORK', message: err instanceof Error ? err.message : String(err) });
+    }
+    let result: ApiResult<unknown>;
+    try {
+      result = (await res.json()) as ApiResult<unknown>;
+    } catch {
+      throw new ApiFailure({ code: res.status === 401 ? 'UNAUTHORIZED' : 'BAD_RESPONSE', message: `HTTP ${res.status}` });
+    }
+    if (result && result.ok === true) return result.value;
+    if (result && result.ok === false && result.error) throw new ApiFailure(result.error);
+    throw new ApiFailure({ code: 'BAD_RESPONSE', message: `HTTP ${res.status}` });
+  }
+
+  const listeners = new Set<Listener>();
+  let streaming = false;
+
+  async function stream(): Promise<void> {
+    let backoff = 250;
+    for (;;) {
+      try {
+        const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' } });
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        backoff = 250;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          // SSE frames end with a blank line; a frame's data lines are joined by "\n".
+          let end: number;
+          while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
+            const frame = buf.slice(0, end);
+            buf = buf.slice(end).replace(/^\r?\n\r?\n/, '');
+            const data = frame
+              .split(/\r?\n/)
+              .filter((l) => l.startsWith('data:'))
+              .map((l) => l.slice(5).replace(/^ /, ''))
+              .join('\n');
+            if (!data) continue;
+            let event: TerminalEvent;
+            try {
+              event = JSON.parse(data) as TerminalEvent;
+            } catch {
+              continue;
+            }
+            for (const l of listeners) l(event);
+          }
+        }
+      } catch {
+        // fall through to reconnect
+      }
+      for (const l of listeners) l({ type: 'connection', state: 'connecting' });
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 5000);
+    }
+  }
+
+  const api = {} as Record<string, unknown>;
+  for (const m of TERMINAL_METHODS) api[m] = (...args: unknown[]) => call(m, args);
+  api.onEvent = (listener: Listener) => {
+    listeners.add(listener);
+    if (!streaming) {
+      streaming = true;
+      void stream();
+    }
+    return () => listeners.delete(listener);
+  };
+  return api as unknown as PreloadApi;
+}
+
+/** Wraps the preload so every rejection becomes an ApiFailure, like the HTTP client. */
+function wrapPreload(pos: PreloadApi): PreloadApi {
+  const api = {} as Record<string, unknown>;
+  for (const m of TERMINAL_METHODS) {
+    const fn = pos[m] as (...a: unknown[]) => Promise<unknown>;
+    api[m] = async (...args: unknown[]) => {
+      try {
+        return await fn.apply(pos, args);
+      } catch (err) {
+        throw toFailure(err);
+      }
+    };
+  }
+  api.onEvent = (l: Listener) => pos.onEvent(l);
+  return api as unknown as PreloadApi;
+}
+
+declare global {
+  interface Window {
+    pos?: PreloadApi;
+  }
+}
+
+export function connectApi(): PreloadApi | null {
+  if (window.pos) return wrapPreload(window.pos);
+  const secret = takeSecret();
+  return secret ? createHttpApi(secret) : null;
+}
+
+export type { TerminalApi };

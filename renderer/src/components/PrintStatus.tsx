@@ -1,0 +1,54 @@
+/** Print jobs of one order: state in words, printer trouble explained, retry and reprint. */
+import { useState } from 'preact/hooks';
+import type { PrintJob, PrintKind } from '../../../shared/contracts/terminal-api';
+import { api, jobsFor, mergePrintJobs, useAppState } from '../store';
+import { t } from '../i18n';
+import { friendly, printerFailureText } from '../errors';
+
+function latestPerKind(jobs: PrintJob[]): PrintJob[] {
+  const seen = new Set<PrintKind>();
+  return jobs.filter((j) => (seen.has(j.kind) ? false : (seen.add(j.kind), true)));
+}
+
+export function PrintStatus({ orderNo, kinds }: { orderNo: string; kinds: PrintKind[] }) {
+  const s = useAppState();
+  const [error, setError] = useState<string | null>(null);
+  const jobs = latestPerKind(jobsFor(s, orderNo));
+  const run = async (p: Promise<PrintJob>) => {
+    setError(null);
+    try {
+      mergePrintJobs([await p]);
+    } catch (err) {
+      setError(friendly(err).text);
+    }
+  };
+  const preview = jobs.find((j) => j.preview)?.preview;
+  return (
+    <div class="print-status" data-testid="print-status">
+      {kinds.map((kind) => {
+        const job = jobs.find((j) => j.kind === kind);
+        return (
+          <div class="print-row" key={kind} data-kind={kind} data-state={job?.state ?? 'none'}>
+            <span class="print-kind">{t(kind === 'slip' ? 'print.slip' : 'print.receipt')}</span>
+            <span class={`print-state ${job?.state ?? ''}`}>
+              {job ? t(`print.${job.state}`) + (job.reprint ? t('print.reprintMark') : '') : '—'}
+            </span>
+            {job?.state === 'failed' ? (
+              <button class="btn small" onClick={() => run(api().retryPrint(job.id))}>{t('print.retry')}</button>
+            ) : (
+              <button class="btn small" onClick={() => run(api().print(kind, orderNo, true))}>{t('print.reprint')}</button>
+            )}
+            {job?.state === 'failed' && <div class="print-failure">{printerFailureText(job.failure)}</div>}
+          </div>
+        );
+      })}
+      {error && <div class="error-line">{error}</div>}
+      {preview && (
+        <details class="preview">
+          <summary>{t('print.preview')}</summary>
+          <pre data-testid="receipt-preview">{preview.lines.join('\n')}</pre>
+        </details>
+      )}
+    </div>
+  );
+}

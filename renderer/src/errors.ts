@@ -1,0 +1,46 @@
+/**
+ * Turns an API failure into words a cashier understands. The code is still shown in small
+ * print (for support calls) but never alone, and never a stack trace.
+ */
+import { toFailure } from './api';
+import { t } from './i18n';
+import type { PrinterFailure } from '../../shared/contracts/terminal-api';
+
+export interface FriendlyError {
+  text: string;
+  code: string;
+  retryAfter?: number;
+}
+
+export function friendly(err: unknown): FriendlyError {
+  const f = toFailure(err);
+  const code = f.code.toUpperCase();
+  const out = (text: string): FriendlyError => ({ text, code: f.code, retryAfter: f.retry_after_seconds });
+  if (code === 'CLOSE_TOO_EARLY') return out(t('err.closeTooEarly', { s: f.retry_after_seconds ?? 0 }));
+  if (code === 'ORDER_PAID' || code === 'ORDERPAID') return out(t('err.orderPaid'));
+  if (code.startsWith('UPSTREAM_') || code === 'SYSTEM_ERROR' || code === 'SERVICE_UNAVAILABLE') return out(t('err.upstream'));
+  if (code === 'FREQUENCY_LIMITED' || code === 'RATE_LIMITED' || code === 'TOO_MANY_REQUESTS') return out(t('err.rateLimited'));
+  if (code === 'NETWORK' || code === 'OFFLINE' || code.startsWith('RELAY_') || code === 'TIMEOUT' || code === 'UNCONFIGURED')
+    return out(t('err.offline'));
+  if (code === 'UNAUTHORIZED' || code === 'INVALID_TOKEN' || code === 'BAD_TOKEN') return out(t('err.unauthorized'));
+  if (code === 'FORBIDDEN' || code === 'NOT_MANAGER') return out(t('err.forbidden'));
+  if (code === 'NOT_FOUND' || code === 'ORDER_NOT_FOUND' || code === 'ORDER_NOT_EXIST') return out(t('err.notFound'));
+  if (code === 'ORDER_FINAL') return out(t('err.orderFinal'));
+  if (code === 'USERPAYING' || code === 'USER_PAYING') return out(t('err.userPaying'));
+  if (code === 'BILL_RUN_IN_PROGRESS') return out(t('err.billRunning'));
+  if (code === 'ORDER_NOT_PAID') return out(t('err.orderNotPaid'));
+  if (code === 'STATEMENT_CREATING' || code === 'BILL_NOT_READY') return out(t('err.billNotReady'));
+  if (code.startsWith('PRINTER')) return out(t('err.printer'));
+  if (code === 'BAD_REQUEST' || code === 'BAD_INPUT' || code === 'INVALID_FIELD' || code === 'VALIDATION' || code === 'VALIDATION_ERROR' || code === 'INVALID_ARGUMENT' || code === 'PARAM_ERROR' || code === 'INVALID_REQUEST')
+    return out(t('err.badInput', { detail: f.field ? `${f.field}: ${f.message}` : f.message }));
+  return out(t('err.unknown'));
+}
+
+export function printerFailureText(failure: PrinterFailure | null): string {
+  switch (failure) {
+    case 'offline': return t('printer.offline');
+    case 'timeout': return t('printer.timeout');
+    case 'refused': return t('printer.refused');
+    default: return t('printer.error');
+  }
+}

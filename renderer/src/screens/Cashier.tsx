@@ -1,0 +1,258 @@
+/**
+ * Cashier screen: ring up goods per sub-merchant, charge (Enter), show the QR until paid.
+ * Keyboard-first: digits type the selected merchant's amount, ←/→ switch merchant,
+ * Enter charges, Esc clears or goes back. Every control is also a large touch target.
+ */
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import type { Order, SubMerchantInfo } from '../../../shared/contracts/relay-api';
+import { FINAL_STATES } from '../../../shared/contracts/relay-api';
+import { api, mergeOrders, useAppState } from '../store';
+import { t } from '../i18n';
+import { formatFen, pushKey } from '../money';
+import { friendly } from '../errors';
+import { buildRequest, cartTotal, merchantTotal, type Cart } from './cart';
+import { OrderView } from './OrderView';
+
+const KEYS = ['7', '8', '9', '⌫', '4', '5', '6', 'C', '1', '2', '3', '00', '0', '.'];
+
+function isTyping(e: KeyboardEvent): boolean {
+  const el = e.target as HTMLElement | null;
+  return !!el && (el.tagName === 'INPUT' || el.tagName === 'SELECT' || el.tagName === 'TEXTAREA');
+}
+
+export function Cashier({ active }: { active: boolean }) {
+  const s = useAppState();
+  const merchants = s.merchants;
+  const [cart, setCart] = useState<Cart>({});
+  const [selected, setSelected] = useState(0);
+  const [viewing, setViewing] = useState<string | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [error, setError] = useState<{ text: string; code?: string } | null>(null);
+  const busy = useRef(false);
+
+  const current: SubMerchantInfo | undefined = merchants[Math.min(selected, merchants.length - 1)];
+  const total = cartTotal(merchants, cart);
+
+  const editEntry = useCallback(
+    (key: string) => {
+      if (!current) return;
+      setError(null);
+      setCart((c) => {
+        const mc = c[current.mchid] ?? { items: {}, entry: '' };
+        let entry: string | null;
+        if (key === '⌫') entry = mc.entry.slice(0, -1);
+        else if (key === 'C') entry = '';
+        else entry = pushKey(mc.entry, key);
+        if (entry === null) return c;
+        return { ...c, [current.mchid]: { ...mc, entry } };
+      });
+    },
+    [current],
+  );
+
+  const addItem = (m: SubMerchantInfo, sku: string, delta: number) => {
+    setError(null);
+    setCart((c) => {
+      const mc = c[m.mchid] ?? { items: {}, entry: '' };
+      const q = Math.max(0, (mc.items[sku] ?? 0) + delta);
+      const items = { ...mc.items, [sku]: q };
+      if (q === 0) delete items[sku];
+      return { ...c, [m.mchid]: { ...mc, items } };
+    });
+  };
+
+  const charge = useCallback(async () => {
+    if (busy.current) return;
+    const built = buildRequest(merchants, cart);
+    if (!built.ok) {
+      setError({
+        text:
+          built.reason === 'EMPTY' ? t('cashier.needAmount')
+          : built.reason === 'SINGLE_MERCHANT' ? t('cashier.singleMerchant', { name: built.merchant ?? '' })
+          : t('cashier.tooManyMerchants'),
+      });
+      return;
+    }
+    busy.current = true;
+    setCreating(true);
+    setError(null);
+    try {
+      // One idempotency key per press: a retried request of this press returns the same order.
+      const order = await api().createOrder(built.request, crypto.randomUUID());
+      mergeOrders([order]);
+      setCart({});
+      setViewing(order.combine_out_trade_no);
+    } catch (err) {
+      const f = friendly(err);
+      setError({ text: f.text, code: f.code });
+    } finally {
+      busy.current = false;
+      setCreating(false);
+    }
+  }, [merchants, cart]);
+
+  useEffect(() => {
+    if (!active || viewing) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (/^[0-9.]$/.test(e.key)) editEntry(e.key);
+      else if (e.key === 'Backspace') editEntry('⌫');
+      else if (e.key === 'Delete') editEntry('C');
+      else if (e.key === 'Enter') void charge();
+      else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        const n = merchants.length || 1;
+        setSelected((i) => (i + (e.key === 'ArrowRight' ? 1 : n - 1)) % n);
+      } else if (e.key === 'Escape') {
+        if (error) setError(null);
+        else editEntry('C');
+      } else return;
+      e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [active, viewing, editEntry, charge, merchants, error]);
+
+  const viewedOrder: Order | undefined = viewing ? s.orders[viewing] : undefined;
+  if (viewing && viewedOrder) {
+    return (
+      <OrderView
+        order={viewedOrder}
+        active={active}
+        sandbox={!!s.session?.sandbox_url}
+        onBack={() => setViewing(null)}
+      />
+    );
+  }
+
+  const me = s.session?.terminal ?? null;
+  const open = Object.values(s.orders)
+    .filter((o) => !FINAL_STATES.includes(o.state) && o.creation !== 'FAILED' && (me === null || o.terminal === me))
+    .sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+
+  return (
+    <div class="cashier" data-testid="cashier">
+      <section class="catalog-pane">
+        <div class="merchant-tabs" role="tablist">
+          {merchants.map((m, i) => {
+            const sub = merchantTotal(m, cart[m.mchid]);
+            return (
+              <button
+                key={m.mchid}
+                role="tab"
+                aria-selected={i === selected}
+                class={`merchant-tab ${i === selected ? 'selected' : ''}`}
+                data-testid={`merchant-${m.mchid}`}
+                onClick={() => setSelected(i)}
+              >
+                <span class="mt-name">{m.name}</span>
+                <span class="mt-amount">{sub > 0 ? formatFen(sub) : ' '}</span>
+              </button>
+            );
+          })}
+        </div>
+        <div class="catalog-grid">
+          {current && (current.catalog ?? []).length === 0 && <div class="hint">{t('cashier.noCatalog')}</div>}
+          {current &&
+            (current.catalog ?? []).map((item) => {
+              const q = cart[current.mchid]?.items[item.sku] ?? 0;
+              return (
+                <button
+                  key={item.sku}
+                  class={`item ${q ? 'in-cart' : ''}`}
+                  data-testid={`item-${item.sku}`}
+                  onClick={() => addItem(current, item.sku, 1)}
+                >
+                  <span class="item-name">{item.name}</span>
+                  <span class="item-price">{formatFen(item.price)}</span>
+                  <span class="item-qty">{q ? `×${q}` : ''}</span>
+                </button>
+              );
+            })}
+        </div>
+        <div class="open-orders">
+          <div class="open-title">{t('cashier.openOrders')}</div>
+          <div class="open-list" data-testid="open-orders">
+            {open.length === 0 && <span class="hint">{t('cashier.noOpenOrders')}</span>}
+            {open.map((o) => (
+              <button
+                key={o.combine_out_trade_no}
+                class={`open-chip state-${o.state}`}
+                data-testid="open-order"
+                data-order={o.combine_out_trade_no}
+                data-state={o.state}
+                onClick={() => setViewing(o.combine_out_trade_no)}
+              >
+                <span>{formatFen(o.total_amount)}</span>
+                <span class="chip-state">{t(`state.${o.state}`)}</span>
+              </button>
+            ))}
+          </div>
+        </div>
+      </section>
+
+      <section class="till-pane">
+        <div class="cart" data-testid="cart">
+          <div class="pane-title">{t('cashier.cart')}</div>
+          {total === 0 && <div class="hint">{t('cashier.cartEmpty')}</div>}
+          {merchants.map((m) => {
+            const mc = cart[m.mchid];
+            const sub = merchantTotal(m, mc);
+            if (!mc || sub === 0) return null;
+            return (
+              <div class="cart-group" key={m.mchid}>
+                <div class="cart-merchant">
+                  <span>{m.name}</span>
+                  <span>{formatFen(sub)}</span>
+                </div>
+                {(m.catalog ?? []).filter((it) => mc.items[it.sku]).map((it) => (
+                  <div class="cart-line" key={it.sku}>
+                    <span>{it.name} ×{mc.items[it.sku]}</span>
+                    <span>{formatFen(it.price * mc.items[it.sku])}</span>
+                    <button class="btn tiny" aria-label={t('cashier.remove')} onClick={() => addItem(m, it.sku, -1)}>−</button>
+                  </div>
+                ))}
+                {mc.entry !== '' && (
+                  <div class="cart-line">
+                    <span>{t('cashier.manualAmount')}</span>
+                    <span>{formatFen(merchantTotal(m, { items: {}, entry: mc.entry }))}</span>
+                    <span />
+                  </div>
+                )}
+              </div>
+            );
+          })}
+        </div>
+        <div class="entry" data-testid="entry">
+          <span class="entry-label">{current ? t('cashier.amountFor', { name: current.name }) : ''}</span>
+          <span class="entry-value">{current ? (cart[current.mchid]?.entry || '0') : ''}</span>
+        </div>
+        <div class="keypad">
+          {KEYS.map((k) => (
+            <button key={k} class={`key ${k === '0' ? 'wide' : ''}`} data-key={k} onClick={() => editEntry(k)}>
+              {k}
+            </button>
+          ))}
+        </div>
+        <div class="total-row">
+          <span>{t('cashier.total')}</span>
+          <span class="total" data-testid="total">{formatFen(total)}</span>
+        </div>
+        <div class="message-slot">
+          {error && (
+            <div class="error-box" role="alert" data-testid="cashier-error">
+              {error.text}
+              {error.code && <small class="code"> ({t('err.code', { code: error.code })})</small>}
+            </div>
+          )}
+          {!error && <div class="hint small">{t('cashier.keysHint')}</div>}
+        </div>
+        <div class="charge-row">
+          <button class="btn clear" onClick={() => { setCart({}); setError(null); }}>{t('cashier.clear')}</button>
+          <button class="btn charge" data-testid="charge" disabled={creating} onClick={() => void charge()}>
+            {creating ? t('cashier.creating') : `${t('cashier.charge')} ${formatFen(total)}`}
+          </button>
+        </div>
+      </section>
+    </div>
+  );
+}

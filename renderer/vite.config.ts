@@ -1,0 +1,20 @@
+import { defineConfig } from 'vite';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+
+// Preact TSX through esbuild's automatic runtime (no preset plugin installed).
+export default defineConfig({
+  root,
+  base: './',
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  build: {
+    outDir: fileURLToPath(new URL('../dist/renderer', import.meta.url)),
+    emptyOutDir: true,
+    // No inline scripts or modulepreload polyfill: the CSP forbids inline script.
+    modulePreload: { polyfill: false },
+    assetsInlineLimit: 0,
+    target: 'es2022',
+  },
+  resolve: { alias: { react: 'preact/compat', 'react-dom': 'preact/compat' } },
+});

@@ -1,0 +1,53 @@
+/**
+ * Terminals and their bearer tokens. A token is 32 random bytes (base64url), shown once;
+ * only its SHA-256 is stored, so a copy of the database does not let anyone in.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from './db';
+import { RelayError } from './errors';
+
+export type Role = 'cashier' | 'manager';
+export interface TerminalIdentity {
+  name: string;
+  role: Role;
+}
+
+export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+
+const NAME = /^[\p{L}\p{N} _.-]{1,64}$/u;
+
+export function createTerminal(db: Db, name: string, role: string): string {
+  if (!NAME.test(name)) throw new RelayError(400, 'INVALID_NAME', 'terminal name: 1–64 letters, digits, space, _ . -');
+  if (role !== 'cashier' && role !== 'manager') throw new RelayError(400, 'INVALID_ROLE', `role must be cashier or manager, got ${JSON.stringify(role)}`);
+  const token = randomBytes(32).toString('base64url');
+  try {
+    db.prepare('INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)').run(name, role, hashToken(token), new Date().toISOString());
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new RelayError(409, 'TERMINAL_EXISTS', `a terminal named ${name} exists`);
+    throw err;
+  }
+  return token;
+}
+
+export class Authenticator {
+  private readonly stmt;
+  constructor(db: Db) {
+    this.stmt = db.prepare('SELECT name, role FROM terminals WHERE token_hash = ? AND revoked_at IS NULL');
+  }
+
+  /** The terminal behind an `Authorization: Bearer` header, or null. */
+  identify(header: string | undefined): TerminalIdentity | null {
+    if (!header) return null;
+    const m = /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/.exec(header);
+    if (!m) return null;
+    return (this.stmt.get(hashToken(m[1]!)) as TerminalIdentity | undefined) ?? null;
+  }
+
+  require(header: string | undefined, role: Role = 'cashier'): TerminalIdentity {
+    const who = this.identify(header);
+    if (!who) throw new RelayError(401, 'UNAUTHORIZED', 'missing or invalid bearer token');
+    // Managers can do everything cashiers can.
+    if (role === 'manager' && who.role !== 'manager') throw new RelayError(403, 'FORBIDDEN', 'this needs a manager terminal');
+    return who;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * `npm run relay` serves; `npm run relay -- add-terminal NAME --role cashier|manager` prints a
+ * new token as the last stdout line. A bad setting stops it with one line naming the setting.
+ */
+import { ConfigError } from '../wechatpay/errors';
+import { addTerminal, loadRelayConfig, startRelay } from './index';
+import { RelayError } from './errors';
+
+function die(message: string, code = 2): never {
+  process.stderr.write(`relay: ${message.replace(/\s+/g, ' ')}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (cmd === 'add-terminal') {
+    const name = rest[0];
+    const ri = rest.indexOf('--role');
+    const role = ri >= 0 ? rest[ri + 1] : undefined;
+    if (!name || name.startsWith('--') || !role) die('usage: relay add-terminal NAME --role cashier|manager');
+    const dbPath = process.env.RELAY_DB?.trim() || 'data/relay.db';
+    const token = addTerminal(dbPath, name, role);
+    process.stdout.write(`terminal ${name} (${role}) added; its token (shown once):\n${token}\n`);
+    return;
+  }
+  if (cmd !== undefined && cmd !== 'serve') die(`unknown command ${cmd} (serve | add-terminal NAME --role cashier|manager)`);
+  const config = loadRelayConfig(process.env);
+  const relay = await startRelay(config);
+  process.stdout.write(JSON.stringify({ event: 'listening', url: relay.url }) + '\n');
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    relay.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) die(`config error: ${err.message}`);
+  if (err instanceof RelayError) die(err.message, 1);
+  die(`failed to start: ${(err as Error).message}`, 1);
+});

@@ -1,0 +1,93 @@
+/**
+ * Relay configuration from the environment (contract §2 plus documented extensions),
+ * validated once at start: a bad or missing setting is a ConfigError naming the variable.
+ */
+import { ConfigError } from '../wechatpay/errors';
+
+export { ConfigError };
+
+export interface RelayConfig {
+  credentialsDir: string;
+  baseUrl: string;
+  publicUrl: string;
+  host: string;
+  port: number;
+  dbPath: string;
+  queryAfterSeconds: number;
+  /** Extension RELAY_CLOSE_MIN_AGE_SECONDS: the local "no close within 5 minutes" rule. */
+  closeMinAgeSeconds: number;
+  /** Extension RELAY_HEARTBEAT_SECONDS: ping interval on /v1/events; a missed pong drops the socket. */
+  heartbeatSeconds: number;
+  /** Extension RELAY_NOTIFY_MAX_BYTES: largest notification body accepted. */
+  notifyMaxBytes: number;
+  /** Extension RELAY_DEFAULT_EXPIRE_MINUTES: order validity when the request gives none. */
+  defaultExpireMinutes: number;
+  /** Extension RELAY_DB_SYNCHRONOUS: NORMAL (default, durable against process crashes in WAL) or FULL. */
+  dbSynchronous: 'NORMAL' | 'FULL';
+  /** Extension RELAY_LOG_LEVEL (pino level, `silent` to mute). */
+  logLevel: string;
+  /** Extension RELAY_RECONCILE_TICK_MS: how often the reconciler looks for due orders. */
+  reconcileTickMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function required(env: Env, name: string): string {
+  const v = env[name]?.trim();
+  if (!v) throw new ConfigError(name, 'is required');
+  return v;
+}
+
+function httpUrl(name: string, value: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(name, `not a URL: ${JSON.stringify(value)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, `must be http(s), got ${u.protocol}`);
+  if (u.search || u.hash) throw new ConfigError(name, 'must not carry a query string or fragment');
+  return value.replace(/\/+$/, '');
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadRelayConfig(env: Env = process.env): RelayConfig {
+  const credentialsDir = required(env, 'WECHATPAY_CREDENTIALS_DIR');
+  const baseUrl = httpUrl('WECHATPAY_BASE_URL', env.WECHATPAY_BASE_URL?.trim() || 'https://api.mch.weixin.qq.com');
+  const publicUrl = httpUrl('RELAY_PUBLIC_URL', required(env, 'RELAY_PUBLIC_URL'));
+  // notify_url is ≤ 255 characters (reference §5.1).
+  if ((publicUrl + '/wechatpay/notify').length > 255) throw new ConfigError('RELAY_PUBLIC_URL', 'too long: notify_url must stay within 255 characters');
+  const host = env.RELAY_HOST?.trim() || '127.0.0.1';
+  const port = int(env, 'RELAY_PORT', 8787, 0, 65535);
+  const dbPath = env.RELAY_DB?.trim() || 'data/relay.db';
+  const sync = (env.RELAY_DB_SYNCHRONOUS?.trim() || 'NORMAL').toUpperCase();
+  if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError('RELAY_DB_SYNCHRONOUS', `must be NORMAL or FULL, got ${JSON.stringify(sync)}`);
+  const logLevel = env.RELAY_LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('RELAY_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  return {
+    credentialsDir,
+    baseUrl,
+    publicUrl,
+    host,
+    port,
+    dbPath,
+    queryAfterSeconds: int(env, 'RELAY_QUERY_AFTER_SECONDS', 30, 0, 86_400),
+    closeMinAgeSeconds: int(env, 'RELAY_CLOSE_MIN_AGE_SECONDS', 300, 0, 86_400),
+    heartbeatSeconds: int(env, 'RELAY_HEARTBEAT_SECONDS', 15, 1, 3600),
+    notifyMaxBytes: int(env, 'RELAY_NOTIFY_MAX_BYTES', 65_536, 1024, 1_048_576),
+    defaultExpireMinutes: int(env, 'RELAY_DEFAULT_EXPIRE_MINUTES', 30, 1, 10_080),
+    dbSynchronous: sync,
+    logLevel,
+    reconcileTickMs: int(env, 'RELAY_RECONCILE_TICK_MS', 1000, 50, 60_000),
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * SQLite (better-sqlite3) in WAL mode with versioned migrations.
+ *
+ * Durability: a notification is answered 2xx only after its transaction committed. In WAL
+ * mode with synchronous=NORMAL a commit is a write() of the WAL frames into the OS: a killed
+ * process (SIGKILL, crash) loses nothing that committed, which is the failure the relay must
+ * survive. Only a power loss can drop the last commits; such an order stays non-final and the
+ * reconciler's query brings it to SUCCESS anyway. RELAY_DB_SYNCHRONOUS=FULL fsyncs every
+ * commit for deployments that want power-loss durability at a throughput cost.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE terminals (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('cashier','manager')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+      );
+      CREATE TABLE orders (
+        combine_out_trade_no TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        total_amount INTEGER NOT NULL,
+        description TEXT,
+        code_url TEXT,
+        created_at TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_at TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        paid_at TEXT,
+        paid_ms INTEGER,
+        closed_at TEXT,
+        updated_ms INTEGER NOT NULL,
+        terminal TEXT NOT NULL,
+        creation TEXT NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        idempotency_key TEXT,
+        request_hash TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1,
+        watch INTEGER NOT NULL DEFAULT 1,
+        next_check_ms INTEGER NOT NULL,
+        check_attempts INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (terminal, idempotency_key)
+      );
+      CREATE INDEX orders_watch ON orders (watch, next_check_ms);
+      CREATE INDEX orders_created ON orders (created_ms);
+      CREATE INDEX orders_state ON orders (state);
+      CREATE INDEX orders_updated ON orders (updated_ms);
+      CREATE INDEX orders_paid ON orders (paid_ms);
+      CREATE TABLE sub_orders (
+        out_trade_no TEXT PRIMARY KEY,
+        combine_out_trade_no TEXT NOT NULL REFERENCES orders (combine_out_trade_no),
+        idx INTEGER NOT NULL,
+        mchid TEXT NOT NULL,
+        description TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        attach TEXT,
+        transaction_id TEXT,
+        state TEXT NOT NULL
+      );
+      CREATE INDEX sub_orders_combine ON sub_orders (combine_out_trade_no, idx);
+      -- One row per applied notification id: the UNIQUE key is what makes duplicates no-ops.
+      CREATE TABLE notifications (
+        id TEXT PRIMARY KEY,
+        combine_out_trade_no TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        changed INTEGER NOT NULL
+      );
+      -- Change feed for /v1/events resume: one row per order change, cursor = rowid.
+      CREATE TABLE events (
+        cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+        combine_out_trade_no TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+      );
+      CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        combine_out_trade_no TEXT,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        dedupe_key TEXT UNIQUE
+      );
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        terminal TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+      );
+      CREATE TABLE bill_rows (
+        bill_date TEXT NOT NULL,
+        mchid TEXT NOT NULL,
+        out_trade_no TEXT NOT NULL,
+        refund_no TEXT NOT NULL,
+        trade_state TEXT NOT NULL,
+        transaction_id TEXT,
+        attach TEXT,
+        amount INTEGER NOT NULL,
+        fee_millifen INTEGER NOT NULL,
+        trade_time TEXT,
+        PRIMARY KEY (bill_date, mchid, out_trade_no, refund_no)
+      );
+      CREATE TABLE bill_runs (
+        id INTEGER PRIMARY KEY,
+        bill_date TEXT NOT NULL,
+        at TEXT NOT NULL,
+        terminal TEXT NOT NULL,
+        report TEXT NOT NULL
+      );
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export function openDb(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+  // Another process (the add-terminal CLI) may hold the write lock briefly.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, new Date().toISOString());
+    }).immediate();
+  }
+}

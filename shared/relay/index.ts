@@ -1,0 +1,86 @@
+/**
+ * The relay: the one holder of the merchant key and the one party that talks to WeChat Pay.
+ * `startRelay(config)` wires the parts; `addTerminal` issues a terminal token.
+ */
+import { loadCredentials, type Credentials } from '../wechatpay/credentials';
+import { WechatPayClient } from '../wechatpay/client';
+import { Authenticator, createTerminal, type Role } from './auth';
+import { BillService } from './bills';
+import { openDb } from './db';
+import { EventHub } from './events';
+import { createLogger, type Logger } from './log';
+import { NotificationHandler } from './notify';
+import { OrderService } from './orders';
+import { Reconciler } from './reconcile';
+import { RelayServer } from './server';
+import { OrderStore } from './store';
+import type { PayClient } from './upstream';
+import type { RelayConfig } from './config';
+
+export { loadRelayConfig, ConfigError, type RelayConfig } from './config';
+export { RelayError } from './errors';
+export type { PayClient } from './upstream';
+
+export interface RelayHandle {
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface StartRelayOptions {
+  /** Defaults to a WechatPayClient built from the credentials folder. */
+  client?: PayClient;
+  credentials?: Credentials;
+  log?: Logger;
+}
+
+export async function startRelay(config: RelayConfig, opts: StartRelayOptions = {}): Promise<RelayHandle> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const credentials = opts.credentials ?? loadCredentials(config.credentialsDir);
+  const owned = opts.client ? null : WechatPayClient.fromCredentials(credentials, { baseUrl: config.baseUrl });
+  const client: PayClient = opts.client ?? owned!;
+  const db = openDb(config.dbPath, { synchronous: config.dbSynchronous });
+  const store = new OrderStore(db);
+  const auth = new Authenticator(db);
+  const hub = new EventHub(store, auth, log, config.heartbeatSeconds * 1000);
+  const orders = new OrderService({
+    store, client, credentials, log,
+    notifyUrl: `${config.publicUrl}/wechatpay/notify`,
+    queryAfterSeconds: config.queryAfterSeconds,
+    closeMinAgeSeconds: config.closeMinAgeSeconds,
+    defaultExpireMinutes: config.defaultExpireMinutes,
+    onAlert: (a) => hub.alert(a),
+  });
+  const notify = new NotificationHandler(db, store, orders, client, credentials.mchid, config.notifyMaxBytes, log);
+  const reconciler = new Reconciler(store, orders, log, {
+    queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
+  });
+  const bills = new BillService({ db, client, credentials, log, publish: (e) => hub.publish(e) });
+  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log });
+  let url: string;
+  try {
+    url = await server.listen(config.host, config.port);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  reconciler.start();
+  log.info({ url, mchid: credentials.mchid, sub_merchants: credentials.subMerchants.length }, 'relay listening');
+  return {
+    url,
+    close: async () => {
+      await server.close();
+      owned?.close();
+    },
+  };
+}
+
+/** Creates a terminal and returns its bearer token (shown once; only its hash is stored). */
+export function addTerminal(configOrDbPath: RelayConfig | string, name: string, role: Role | string): string {
+  const path = typeof configOrDbPath === 'string' ? configOrDbPath : configOrDbPath.dbPath;
+  const db = openDb(path);
+  try {
+    return createTerminal(db, name, role);
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * POST /wechatpay/notify: raw body (size-limited) → verify signature on those bytes, timestamp
+ * window, probes refused (client.parseNotification) → decrypt → check against the stored
+ * order → ONE transaction: notification id under a UNIQUE key + state change only from a
+ * non-final state. Concurrent duplicates therefore apply exactly once and push once.
+ */
+import type { IncomingMessage } from 'node:http';
+import { DecryptionError, NotificationError, VerificationError } from '../wechatpay/errors';
+import type { CombineOrderResult } from '../wechatpay/models';
+import type { Db } from './db';
+import type { Logger } from './log';
+import { checkResult, type OrderService } from './orders';
+import type { OrderStore } from './store';
+import type { PayClient } from './upstream';
+import { readBody } from './body';
+import { RelayError } from './errors';
+
+export interface NotifyOutcome {
+  status: number;
+  body?: { code: 'FAIL'; message: string };
+}
+
+const fail = (status: number, message: string): NotifyOutcome => ({ status, body: { code: 'FAIL', message } });
+
+export class NotificationHandler {
+  private readonly insertNotification;
+  private readonly tx;
+
+  constructor(
+    db: Db,
+    private readonly store: OrderStore,
+    private readonly orders: OrderService,
+    private readonly client: PayClient,
+    private readonly mchid: string,
+    private readonly maxBytes: number,
+    private readonly log: Logger,
+  ) {
+    this.insertNotification = db.prepare('INSERT OR IGNORE INTO notifications (id, combine_out_trade_no, event_type, received_at, changed) VALUES (?, ?, ?, ?, ?)');
+    // IMMEDIATE: take the write lock first, so check + insert + update see one consistent state.
+    const apply = db.transaction((id: string, eventType: string, resource: CombineOrderResult): ApplyResult => {
+      const no = resource.combine_out_trade_no;
+      const subs = this.store.subRows(no);
+      if (subs.length === 0) return { kind: 'unknown' };
+      const check = checkResult(this.mchid, subs, resource);
+      if (!check.ok) return { kind: 'mismatch', alertKind: check.kind, message: check.message };
+      const now = Date.now();
+      const inserted = this.insertNotification.run(id, no, eventType, new Date(now).toISOString(), 0).changes;
+      if (inserted === 0) return { kind: 'duplicate' };
+      const cursor = this.store.transitionInTx(no, check.transition, now);
+      return { kind: 'applied', cursor, state: check.transition.state };
+    });
+    this.tx = (id: string, eventType: string, r: CombineOrderResult) => apply.immediate(id, eventType, r);
+  }
+
+  async handle(req: IncomingMessage): Promise<NotifyOutcome> {
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, this.maxBytes);
+    } catch (err) {
+      if (err instanceof RelayError) return fail(err.status, err.message);
+      return fail(400, 'could not read the body');
+    }
+    let parsed: Awaited<ReturnType<PayClient['parseNotification']>>;
+    try {
+      parsed = await this.client.parseNotification(req.headers, raw);
+    } catch (err) {
+      if (err instanceof VerificationError) {
+        this.log.warn({ code: err.code }, 'notification refused: verification');
+        return fail(401, `signature verification failed: ${err.code}`);
+      }
+      if (err instanceof DecryptionError || err instanceof NotificationError) {
+        this.log.warn({ code: err.code }, 'notification refused: payload');
+        return fail(400, `notification refused: ${err.code}`);
+      }
+      this.log.error({ err: (err as Error).message }, 'notification handling failed');
+      return fail(500, 'internal error');
+    }
+    const { envelope, resource } = parsed;
+    const no = resource?.combine_out_trade_no;
+    if (typeof no !== 'string' || !Array.isArray(resource.sub_orders)) return fail(400, 'resource is not a combine order');
+    let r: ApplyResult;
+    try {
+      r = this.tx(envelope.id, envelope.event_type, resource);
+    } catch (err) {
+      // Not stored: answer 5xx so WeChat Pay delivers it again.
+      this.log.error({ order: no, err: (err as Error).message }, 'notification not stored');
+      return fail(500, 'could not store the notification');
+    }
+    switch (r.kind) {
+      case 'unknown':
+        this.orders.alert('UNKNOWN_ORDER', null, `notification ${envelope.id} for unknown order ${no}`, `notify:${envelope.id}:UNKNOWN_ORDER`);
+        return fail(404, `unknown order ${no}`);
+      case 'mismatch':
+        this.orders.alert(r.alertKind, no, `notification ${envelope.id}: ${r.message}`, `notify:${envelope.id}:${r.alertKind}`);
+        return fail(400, `notification does not match the order: ${r.alertKind}`);
+      case 'duplicate':
+        return { status: 204 };
+      case 'applied':
+        if (r.cursor) {
+          this.store.emitChange(no, r.cursor);
+          this.log.info({ order: no, state: r.state, source: 'notification' }, 'order state changed');
+        }
+        return { status: 204 };
+    }
+  }
+}
+
+type ApplyResult =
+  | { kind: 'unknown' }
+  | { kind: 'mismatch'; alertKind: string; message: string }
+  | { kind: 'duplicate' }
+  | { kind: 'applied'; cursor: number; state: string };

@@ -1,0 +1,297 @@
+/**
+ * Order lifecycle against WeChat Pay: create (recorded first, then sent), query/sync, close
+ * with the local 5-minute rule, and the checks that WeChat's view matches what we created.
+ */
+import type { Credentials } from '../wechatpay/credentials';
+import type { CombineNativeRequest, CombineOrderResult } from '../wechatpay/models';
+
+import { formatBeijing, parseRfc3339 } from '../wechatpay/time';
+import type { Order, OrderState } from '../contracts/relay-api';
+import type { Logger } from './log';
+import { RelayError } from './errors';
+import { newCombineOutTradeNo, subOutTradeNo } from './ids';
+import type { OrderRow, OrderStore, SubOrderRow, Transition } from './store';
+import { errorCode, isAmbiguous, isNotFound, upstreamError, type PayClient } from './upstream';
+import { requestHash, validateCreateOrder, type ValidOrderInput } from './validate';
+
+export interface OrderServiceOptions {
+  store: OrderStore;
+  client: PayClient;
+  credentials: Credentials;
+  notifyUrl: string;
+  queryAfterSeconds: number;
+  closeMinAgeSeconds: number;
+  defaultExpireMinutes: number;
+  log: Logger;
+  /** Pushes an alert to managers (events hub). */
+  onAlert?: (alert: NonNullable<ReturnType<OrderStore['addAlert']>>) => void;
+}
+
+export type Check = { ok: true; transition: Transition } | { ok: false; kind: string; message: string };
+
+const FINAL = new Set<OrderState>(['SUCCESS', 'CLOSED', 'PAYERROR']);
+
+/** Combine state from the sub-orders' trade_state: all-or-nothing payment (reference §0). */
+export function combinedState(result: CombineOrderResult): OrderState {
+  const states = result.sub_orders.map((s) => s.trade_state);
+  if (states.length > 0 && states.every((s) => s === 'SUCCESS' || s === 'REFUND')) return 'SUCCESS';
+  if (states.some((s) => s === 'CLOSED' || s === 'REVOKED')) return 'CLOSED';
+  if (states.some((s) => s === 'PAYERROR')) return 'PAYERROR';
+  if (states.some((s) => s === 'USERPAYING')) return 'USERPAYING';
+  return 'NOTPAY';
+}
+
+/**
+ * The anti-fake-notice rule (reference §5.3): our merchant, exactly our sub-orders, each with
+ * the mchid and amount we created. Anything else never changes state.
+ */
+export function checkResult(mchid: string, subs: SubOrderRow[], result: CombineOrderResult): Check {
+  if (result.combine_mchid !== mchid) return { ok: false, kind: 'MCHID_MISMATCH', message: `combine_mchid ${result.combine_mchid} is not ours` };
+  if (!Array.isArray(result.sub_orders) || result.sub_orders.length !== subs.length) {
+    return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `expected ${subs.length} sub-orders, got ${result.sub_orders?.length ?? 0}` };
+  }
+  const byNo = new Map(subs.map((s) => [s.out_trade_no, s]));
+  const ids = new Map<string, string | null>();
+  let paidMs: number | null = null;
+  for (const r of result.sub_orders) {
+    const mine = byNo.get(r.out_trade_no);
+    if (!mine) return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `unknown sub-order ${r.out_trade_no}` };
+    byNo.delete(r.out_trade_no);
+    if (r.mchid !== mine.mchid) return { ok: false, kind: 'MCHID_MISMATCH', message: `sub-order ${r.out_trade_no}: mchid ${r.mchid}, created for ${mine.mchid}` };
+    if (r.amount?.total_amount !== mine.amount) {
+      return { ok: false, kind: 'AMOUNT_MISMATCH', message: `sub-order ${r.out_trade_no}: amount ${r.amount?.total_amount} fen, created for ${mine.amount} fen` };
+    }
+    ids.set(r.out_trade_no, r.transaction_id ?? null);
+    const t = r.success_time ? parseRfc3339(r.success_time)?.getTime() : undefined;
+    if (t !== undefined && (paidMs === null || t > paidMs)) paidMs = t;
+  }
+  return { ok: true, transition: { state: combinedState(result), paidMs, transactionIds: ids } };
+}
+
+export class OrderService {
+  /** Creates in flight in this process, by order number. */
+  readonly inflight = new Map<string, Promise<Order>>();
+  private readonly mchids: Set<string>;
+
+  constructor(private readonly o: OrderServiceOptions) {
+    this.mchids = new Set(o.credentials.subMerchants.map((s) => s.mchid));
+  }
+
+  get store(): OrderStore {
+    return this.o.store;
+  }
+
+  storeClient(): PayClient {
+    return this.o.client;
+  }
+
+  get(no: string): Order {
+    const order = this.o.store.get(no);
+    if (!order) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    return order;
+  }
+
+  /** POST /v1/orders. Returns the order; a retry with the same Idempotency-Key gets the same one. */
+  async create(terminal: string, body: unknown, idempotencyKey: string | null): Promise<Order> {
+    const input = validateCreateOrder(body, this.mchids, this.o.defaultExpireMinutes);
+    const hash = requestHash(input);
+    if (idempotencyKey) {
+      const existing = this.o.store.byIdempotencyKey(terminal, idempotencyKey);
+      if (existing) {
+        if (existing.request_hash !== hash) {
+          throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different order');
+        }
+        return this.resume(existing);
+      }
+    }
+    const no = this.record(terminal, input, hash, idempotencyKey);
+    return this.send(no);
+  }
+
+  /** A retried create: the same order, re-sent identically only when its fate is unknown. */
+  private async resume(row: OrderRow): Promise<Order> {
+    const inflight = this.inflight.get(row.combine_out_trade_no);
+    if (inflight) return inflight;
+    if (row.creation === 'CREATED') return this.o.store.toOrder(row);
+    if (row.creation === 'PENDING' || (row.creation === 'FAILED' && row.watch === 1)) return this.send(row.combine_out_trade_no);
+    throw new RelayError(502, `UPSTREAM_${row.error_code ?? 'ERROR'}`, `WeChat Pay refused the order: ${row.error_message ?? ''}`, {
+      upstream_code: row.error_code, order: this.o.store.toOrder(row),
+    });
+  }
+
+  private record(terminal: string, input: ValidOrderInput, hash: string, idempotencyKey: string | null): string {
+    const now = Date.now();
+    const no = newCombineOutTradeNo(now);
+    const expiresMs = now + input.expire_minutes * 60_000;
+    const c = this.o.credentials;
+    const subs = input.sub_orders.map((s, idx) => ({
+      out_trade_no: subOutTradeNo(no, idx), combine_out_trade_no: no, idx, mchid: s.mchid, description: s.description, amount: s.amount, attach: s.attach,
+    }));
+    // The exact body is stored so any re-send is identical (WeChat refuses changed re-requests).
+    const request: CombineNativeRequest = {
+      combine_appid: c.appid,
+      combine_mchid: c.mchid,
+      combine_out_trade_no: no,
+      sub_orders: subs.map((s) => ({
+        mchid: s.mchid,
+        // attach is required by WeChat; the order number lets bills (商户数据包) point back to it.
+        attach: s.attach ?? no,
+        amount: { total_amount: s.amount, currency: 'CNY' },
+        out_trade_no: s.out_trade_no,
+        description: s.description,
+      })),
+      time_expire: formatBeijing(expiresMs),
+      notify_url: this.o.notifyUrl,
+    };
+    this.o.store.insert({
+      row: {
+        combine_out_trade_no: no, state: 'NOTPAY', total_amount: subs.reduce((a, s) => a + s.amount, 0), description: input.description,
+        created_at: new Date(now).toISOString(), created_ms: now, expires_at: new Date(expiresMs).toISOString(), expires_ms: expiresMs,
+        updated_ms: now, terminal, creation: 'PENDING', idempotency_key: idempotencyKey, request_hash: hash,
+        request_json: JSON.stringify(request), watch: 1, next_check_ms: now + this.o.queryAfterSeconds * 1000,
+      },
+      subs,
+    });
+    this.o.log.info({ order: no, terminal, amount: subs.reduce((a, s) => a + s.amount, 0) }, 'order recorded');
+    return no;
+  }
+
+  /** Sends (or re-sends) the stored create request. */
+  send(no: string): Promise<Order> {
+    const existing = this.inflight.get(no);
+    if (existing) return existing;
+    const p = this.doSend(no).finally(() => this.inflight.delete(no));
+    this.inflight.set(no, p);
+    return p;
+  }
+
+  private async doSend(no: string): Promise<Order> {
+    const row = this.o.store.row(no);
+    if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    try {
+      const res = await this.o.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
+      this.o.store.markCreated(no, res.code_url);
+      this.o.log.info({ order: no }, 'order created at WeChat Pay');
+      return this.get(no);
+    } catch (err) {
+      const code = errorCode(err);
+      const message = err instanceof Error ? err.message : String(err);
+      // Timeouts and 5xx are ambiguous: WeChat may hold the order, so the reconciler follows it.
+      this.o.store.markFailed(no, code, message, isAmbiguous(err));
+      this.o.log.warn({ order: no, code }, 'order creation failed');
+      throw upstreamError(err, { order: this.get(no) });
+    }
+  }
+
+  /**
+   * Applies WeChat's view (query result) after the mismatch checks. A mismatch stores an alert
+   * and changes nothing.
+   */
+  applyResult(no: string, result: CombineOrderResult, source: string): Order {
+    const subs = this.o.store.subRows(no);
+    const check = checkResult(this.o.credentials.mchid, subs, result);
+    if (!check.ok) {
+      this.alert(check.kind, no, `${source}: ${check.message}`, `${source}:${no}:${check.kind}`);
+      throw new RelayError(502, `UPSTREAM_${check.kind}`, check.message);
+    }
+    const changed = this.o.store.transition(no, check.transition);
+    if (changed) this.o.log.info({ order: no, state: check.transition.state, source }, 'order state changed');
+    return this.get(no);
+  }
+
+  alert(kind: string, no: string | null, message: string, dedupeKey: string | null): void {
+    const a = this.o.store.addAlert(kind, no, message, dedupeKey);
+    if (a) {
+      this.o.log.warn({ order: no, kind }, 'alert');
+      this.o.onAlert?.(a);
+    }
+  }
+
+  /** GET /v1/orders/{no}?sync=1: ask WeChat Pay first. */
+  async sync(no: string): Promise<Order> {
+    const order = this.get(no);
+    if (FINAL.has(order.state) || order.creation !== 'CREATED') return order;
+    try {
+      return this.applyResult(no, await this.o.client.combineQuery(no), 'query');
+    } catch (err) {
+      throw upstreamError(err);
+    }
+  }
+
+  /**
+   * Close: local 5-minute rule, then query (a paid order answers ORDER_PAID and is marked
+   * paid), then close with exactly the sub-orders of creation.
+   */
+  async close(no: string, by: string): Promise<Order> {
+    try {
+      const order = await this.closeInner(no, false);
+      this.o.store.audit(by, 'close', no, { outcome: 'CLOSED' });
+      return order;
+    } catch (err) {
+      this.o.store.audit(by, 'close', no, { outcome: err instanceof RelayError ? err.code : 'ERROR' });
+      throw err;
+    }
+  }
+
+  /** `auto`: the reconciler closing an expired order. */
+  async closeInner(no: string, auto: boolean): Promise<Order> {
+    const row = this.o.store.row(no);
+    if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    if (row.state === 'SUCCESS') throw new RelayError(409, 'ORDER_PAID', 'the order is paid; refund it instead');
+    if (row.state === 'CLOSED') return this.o.store.toOrder(row);
+    if (row.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
+    if (row.creation === 'FAILED' && row.watch === 0) {
+      // WeChat refused it outright: nothing exists upstream to close.
+      this.o.store.transition(no, { state: 'CLOSED' });
+      return this.get(no);
+    }
+    if (this.inflight.has(no)) throw new RelayError(409, 'ORDER_PENDING', 'the order is still being created');
+    const ageS = (Date.now() - row.created_ms) / 1000;
+    if (ageS < this.o.closeMinAgeSeconds) {
+      const retry = Math.max(1, Math.ceil(this.o.closeMinAgeSeconds - ageS));
+      throw new RelayError(409, 'CLOSE_TOO_EARLY', `orders can be closed ${this.o.closeMinAgeSeconds}s after creation; retry in ${retry}s`, {
+        retry_after_seconds: retry,
+      });
+    }
+    let result: CombineOrderResult | null = null;
+    try {
+      result = await this.o.client.combineQuery(no);
+    } catch (err) {
+      if (!isNotFound(err)) throw upstreamError(err);
+    }
+    if (result === null) {
+      // WeChat never created it: closing is purely local.
+      this.o.store.transition(no, { state: 'CLOSED' });
+      return this.get(no);
+    }
+    const after = this.applyResult(no, result, auto ? 'expiry query' : 'close query');
+    if (after.state === 'SUCCESS') throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
+    if (after.state === 'CLOSED') return after;
+    if (after.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
+    const subs = this.o.store.subRows(no);
+    try {
+      await this.o.client.combineClose(no, {
+        combine_appid: this.o.credentials.appid,
+        sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no })),
+      });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === 'ORDER_CLOSED') {
+        // A second close answers ORDER_CLOSED: it is closed, which is what we wanted.
+      } else if (code === 'ORDER_PAID' || code === 'ORDERPAID') {
+        try {
+          this.applyResult(no, await this.o.client.combineQuery(no), 'close query');
+        } catch { /* the reconciler will query again */ }
+        throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
+      } else if (code === 'USERPAYING' || code === 'USER_PAYING') {
+        throw new RelayError(409, 'USERPAYING', 'the customer is paying; try again shortly');
+      } else {
+        throw upstreamError(err);
+      }
+    }
+    this.o.store.transition(no, { state: 'CLOSED' });
+    this.o.log.info({ order: no, auto }, 'order closed');
+    return this.get(no);
+  }
+}
+

@@ -1,0 +1,122 @@
+/**
+ * The reconciler: follows every non-final order so a lost notification still ends it.
+ * After RELAY_QUERY_AFTER_SECONDS without one, an order is queried with exponential backoff
+ * until final; expired orders are closed once closing is allowed; on start, orders whose
+ * create never finished (crash) are re-sent identically and all others are due at once.
+ */
+import type { Logger } from './log';
+import type { OrderService } from './orders';
+import type { OrderStore } from './store';
+import { RelayError } from './errors';
+import { isNotFound } from './upstream';
+
+export interface ReconcilerOptions {
+  queryAfterSeconds: number;
+  closeMinAgeSeconds: number;
+  tickMs: number;
+  /** Longest wait between two queries of one order. */
+  maxBackoffMs?: number;
+  concurrency?: number;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly busy = new Map<string, Promise<void>>();
+  private stopped = false;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly store: OrderStore,
+    private readonly orders: OrderService,
+    private readonly log: Logger,
+    private readonly o: ReconcilerOptions,
+  ) {}
+
+  start(): void {
+    // Creates cut short by a crash: re-send them now (identical body, same numbers).
+    this.store.db.prepare("UPDATE orders SET next_check_ms = 0 WHERE watch = 1 AND creation = 'PENDING'").run();
+    this.timer = setInterval(() => this.tick(), this.o.tickMs);
+    this.timer.unref();
+    this.tick();
+  }
+
+  /** Stops scheduling and waits for checks in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.busy.values()]);
+  }
+
+  tick(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (now - this.lastPrune > 3_600_000) {
+      this.lastPrune = now;
+      this.store.pruneEvents(now - 24 * 3_600_000);
+    }
+    const room = (this.o.concurrency ?? 4) - this.busy.size;
+    if (room <= 0) return;
+    for (const no of this.store.due(now, room + this.busy.size)) {
+      if (this.busy.has(no) || this.busy.size >= (this.o.concurrency ?? 4)) continue;
+      const p = this.check(no)
+        .catch((err) => this.log.warn({ order: no, err: (err as Error).message }, 'reconcile check failed'))
+        .finally(() => this.busy.delete(no));
+      this.busy.set(no, p);
+    }
+  }
+
+  private backoff(attempts: number): number {
+    return Math.min(this.o.maxBackoffMs ?? 60_000, 2000 * 2 ** Math.min(attempts, 10));
+  }
+
+  async check(no: string): Promise<void> {
+    const row = this.store.row(no);
+    if (!row) return;
+    const now = Date.now();
+    const next = (ms: number) => this.store.schedule(no, Math.min(now + ms, Math.max(row.expires_ms, now + 1000)));
+    if (row.state !== 'NOTPAY' && row.state !== 'USERPAYING') return this.store.unwatch(no);
+    if (row.creation === 'PENDING') {
+      if (this.orders.inflight.has(no)) return next(this.backoff(0));
+      next(this.backoff(row.check_attempts));
+      await this.orders.send(no).catch(() => {});
+      return;
+    }
+    const expired = now >= row.expires_ms;
+    const closeAt = row.created_ms + this.o.closeMinAgeSeconds * 1000;
+    if (expired && now >= closeAt) {
+      next(this.backoff(row.check_attempts));
+      try {
+        await this.orders.closeInner(no, true);
+      } catch (err) {
+        if (!(err instanceof RelayError && err.status === 409)) throw err;
+      }
+      return;
+    }
+    try {
+      const result = await this.queryOrNull(no);
+      if (result === null) {
+        // WeChat never created it (a failed create): nothing more to follow.
+        if (row.creation === 'FAILED') this.store.unwatch(no);
+        else next(this.backoff(row.check_attempts));
+        return;
+      }
+      this.orders.applyResult(no, result, 'query');
+    } finally {
+      const after = this.store.row(no);
+      if (after && after.watch === 1) {
+        const wait = this.backoff(after.check_attempts);
+        // Expired but too young to close: come back when closing is allowed.
+        this.store.schedule(no, expired ? Math.max(closeAt, now + 1000) : Math.min(now + wait, Math.max(row.expires_ms, now + 1000)));
+      }
+    }
+  }
+
+  private async queryOrNull(no: string) {
+    try {
+      return await this.orders.storeClient().combineQuery(no);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+}

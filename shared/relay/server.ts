@@ -1,0 +1,209 @@
+/**
+ * The relay's HTTP server (plain node:http): routes of contract §2 plus extensions, the
+ * WebSocket upgrade, and graceful shutdown (stop accepting, finish in-flight work, close
+ * the database).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Credentials } from '../wechatpay/credentials';
+import type { OrderState } from '../contracts/relay-api';
+import { ORDER_STATES } from '../contracts/relay-api';
+import { beijingDate } from '../wechatpay/time';
+import type { Authenticator } from './auth';
+import type { BillService } from './bills';
+import { validateBillDate } from './bills';
+import type { Db } from './db';
+import { BadRequest, RelayError } from './errors';
+import type { EventHub } from './events';
+import type { Logger } from './log';
+import type { NotificationHandler } from './notify';
+import type { OrderService } from './orders';
+import type { Reconciler } from './reconcile';
+import { readBody } from './body';
+import { validIdempotencyKey } from './validate';
+
+export interface RelayParts {
+  db: Db;
+  auth: Authenticator;
+  orders: OrderService;
+  notify: NotificationHandler;
+  hub: EventHub;
+  reconciler: Reconciler;
+  bills: BillService;
+  credentials: Credentials;
+  log: Logger;
+}
+
+const JSON_LIMIT = 65_536;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const raw = await readBody(req, JSON_LIMIT);
+  if (raw.length === 0) return {};
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new BadRequest('body', 'is not valid JSON');
+  }
+}
+
+function dayStart(field: string, v: string | null): number | undefined {
+  if (v === null) return undefined;
+  const ms = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00+08:00`) : NaN;
+  if (Number.isNaN(ms)) throw new BadRequest(field, 'must be YYYY-MM-DD');
+  return ms;
+}
+
+function intParam(field: string, v: string | null, min: number, max: number): number | undefined {
+  if (v === null) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new BadRequest(field, `must be an integer from ${min} to ${max}`);
+  return Number(v);
+}
+
+export class RelayServer {
+  readonly http: Server;
+  private inflight = 0;
+  private idle: (() => void) | null = null;
+  private stopping = false;
+
+  constructor(private readonly p: RelayParts) {
+    this.http = createServer((req, res) => this.dispatch(req, res));
+    this.http.keepAliveTimeout = 5000;
+    this.http.on('upgrade', (req, socket, head) => {
+      if (this.stopping) return socket.destroy();
+      p.hub.handleUpgrade(req, socket, head);
+    });
+  }
+
+  listen(host: string, port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        const a = this.http.address() as AddressInfo;
+        const h = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+        resolve(`http://${h}:${a.port}`);
+      });
+    });
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    if (this.stopping) {
+      res.setHeader('Connection', 'close');
+      return sendJson(res, 503, { code: 'SHUTTING_DOWN', message: 'relay is shutting down' });
+    }
+    this.inflight++;
+    this.route(req, res)
+      .catch((err) => {
+        if (err instanceof RelayError) return sendJson(res, err.status, err.body());
+        this.p.log.error({ err: (err as Error).message, path: req.url?.split('?')[0] }, 'request failed');
+        sendJson(res, 500, { code: 'INTERNAL', message: 'internal error' });
+      })
+      .finally(() => {
+        if (--this.inflight === 0 && this.idle) this.idle();
+      });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://relay');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const p = this.p;
+    if (path === '/wechatpay/notify') {
+      if (method !== 'POST') throw new RelayError(405, 'METHOD_NOT_ALLOWED', 'POST only');
+      const out = await p.notify.handle(req);
+      if (out.body) return sendJson(res, out.status, out.body);
+      res.writeHead(out.status);
+      res.end();
+      return;
+    }
+    if (path === '/healthz' && method === 'GET') return sendJson(res, 200, { ok: true });
+    if (!path.startsWith('/v1/')) throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
+    const auth = req.headers.authorization;
+    const q = url.searchParams;
+
+    if (path === '/v1/me' && method === 'GET') {
+      const who = p.auth.require(auth);
+      return sendJson(res, 200, { terminal: who.name, role: who.role });
+    }
+    if (path === '/v1/merchants' && method === 'GET') {
+      p.auth.require(auth);
+      return sendJson(res, 200, { sub_merchants: p.credentials.subMerchants });
+    }
+    if (path === '/v1/orders' && method === 'POST') {
+      const who = p.auth.require(auth);
+      const key = validIdempotencyKey(req.headers['idempotency-key']);
+      const body = await jsonBody(req);
+      return sendJson(res, 201, await p.orders.create(who.name, body, key));
+    }
+    if (path === '/v1/orders' && method === 'GET') {
+      p.auth.require(auth);
+      const state = q.get('state');
+      if (state !== null && !ORDER_STATES.includes(state as OrderState)) throw new BadRequest('state', `must be one of ${ORDER_STATES.join(', ')}`);
+      const orders = p.orders.store.list({
+        state: (state as OrderState | null) ?? undefined,
+        olderThanMinutes: intParam('older_than_minutes', q.get('older_than_minutes'), 0, 10_000_000),
+        q: q.get('q') || undefined,
+        dateStartMs: dayStart('date', q.get('date')),
+        terminal: q.get('terminal') || undefined,
+        open: q.get('open') === '1',
+        limit: intParam('limit', q.get('limit'), 1, 1000) ?? 200,
+      });
+      return sendJson(res, 200, { orders });
+    }
+    const m = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})(\/close)?$/.exec(path);
+    if (m) {
+      const no = m[1]!;
+      if (!m[2] && method === 'GET') {
+        p.auth.require(auth);
+        return sendJson(res, 200, q.get('sync') === '1' ? await p.orders.sync(no) : p.orders.get(no));
+      }
+      if (m[2] && method === 'POST') {
+        const who = p.auth.require(auth, 'manager');
+        return sendJson(res, 200, await p.orders.close(no, who.name));
+      }
+    }
+    if (path === '/v1/bills/trade' && method === 'POST') {
+      const who = p.auth.require(auth, 'manager');
+      const date = validateBillDate(await jsonBody(req));
+      return sendJson(res, 200, await p.bills.run(date, who.name));
+    }
+    if (path === '/v1/alerts' && method === 'GET') {
+      p.auth.require(auth, 'manager');
+      return sendJson(res, 200, { alerts: p.orders.store.alerts(intParam('limit', q.get('limit'), 1, 1000) ?? 200) });
+    }
+    if (path === '/v1/takings' && method === 'GET') {
+      p.auth.require(auth);
+      const date = q.get('date') ?? beijingDate(Date.now());
+      const start = dayStart('date', date)!;
+      const names = new Map(p.credentials.subMerchants.map((s) => [s.mchid, s.name]));
+      const rows = new Map(p.orders.store.takings(start).map((r) => [r.mchid, r]));
+      const merchants = p.credentials.subMerchants.map((s) => ({ mchid: s.mchid, name: s.name, amount: rows.get(s.mchid)?.amount ?? 0, count: rows.get(s.mchid)?.count ?? 0 }));
+      for (const [mchid, r] of rows) if (!names.has(mchid)) merchants.push({ mchid, name: mchid, amount: r.amount, count: r.count });
+      return sendJson(res, 200, { date, merchants });
+    }
+    throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
+  }
+
+  /** Stop accepting, let in-flight requests and reconciler checks finish, close the database. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closed = new Promise<void>((r) => this.http.close(() => r()));
+    this.http.closeIdleConnections();
+    this.p.hub.close();
+    await this.p.reconciler.stop();
+    if (this.inflight > 0) {
+      await Promise.race([new Promise<void>((r) => { this.idle = r; }), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    }
+    this.http.closeAllConnections();
+    await closed;
+    this.p.db.close();
+    this.p.log.info('relay stopped');
+    this.p.log.flush?.();
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * What the relay needs from the APIv3 client (shared/wechatpay WechatPayClient), as an
+ * interface, and how client errors become contract errors (502 `UPSTREAM_<code>`).
+ */
+import type {
+  CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult, NotificationEnvelope,
+  TradeBillRecord, TradeBillRequest, TradeBillResponse, TradeBillSummary,
+} from '../wechatpay/models';
+import { ApiError, TransportError, ValidationError, WechatPayError } from '../wechatpay/errors';
+import { RelayError } from './errors';
+
+export interface PayClient {
+  combineNative(req: CombineNativeRequest): Promise<CombineNativeResponse>;
+  combineQuery(combineOutTradeNo: string): Promise<CombineOrderResult>;
+  combineClose(combineOutTradeNo: string, req: CombineCloseRequest): Promise<void>;
+  applyTradeBill(req: TradeBillRequest): Promise<TradeBillResponse>;
+  /** Download → gunzip → SHA1 check → parse, streaming. */
+  downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): AsyncIterable<TradeBillRecord> & { summary(): Promise<TradeBillSummary> };
+  parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<{ envelope: NotificationEnvelope; resource: CombineOrderResult }>;
+}
+
+export function errorCode(err: unknown): string {
+  return err instanceof WechatPayError ? err.code.toUpperCase() : 'INTERNAL';
+}
+
+export const isNotFound = (err: unknown): boolean => err instanceof ApiError && ['ORDER_NOT_EXIST', 'ORDERNOTEXIST', 'RESOURCE_NOT_EXISTS'].includes(err.code.toUpperCase());
+
+/** A failure after which WeChat may still have acted (timeout, 5xx): follow up by query. */
+export const isAmbiguous = (err: unknown): boolean => err instanceof TransportError || (err instanceof ApiError && err.status >= 500) || !(err instanceof WechatPayError);
+
+export function upstreamError(err: unknown, extra: Record<string, unknown> = {}): RelayError {
+  if (err instanceof RelayError) return err;
+  if (err instanceof ValidationError) return new RelayError(400, 'INVALID_FIELD', err.message, { field: err.field, ...extra });
+  const code = errorCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new RelayError(502, `UPSTREAM_${code}`, `WeChat Pay: ${message}`, { upstream_code: code, ...extra });
+}

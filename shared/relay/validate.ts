@@ -1,0 +1,79 @@
+/** Input checks for POST /v1/orders: every refusal names the field at fault. */
+import { createHash } from 'node:crypto';
+import { BadRequest } from './errors';
+
+export interface ValidSubOrder {
+  mchid: string;
+  description: string;
+  amount: number;
+  attach: string | null;
+}
+
+export interface ValidOrderInput {
+  sub_orders: ValidSubOrder[];
+  description: string | null;
+  expire_minutes: number;
+}
+
+/** Per-sub-order cap: "1000万" taken as yuan (reference §0, UNCONFIRMED unit) = 10^9 fen. */
+export const MAX_SUB_AMOUNT = 1_000_000_000;
+
+const utf8 = (s: string) => Buffer.byteLength(s, 'utf8');
+
+/** APIv3 accepts only 1–3-byte UTF-8 characters (no emoji), no control characters. */
+function text(field: string, v: unknown, maxBytes: number, required: boolean): string | null {
+  if (v === undefined || v === null) {
+    if (required) throw new BadRequest(field, 'is required');
+    return null;
+  }
+  if (typeof v !== 'string') throw new BadRequest(field, 'must be a string');
+  if (required && v.trim() === '') throw new BadRequest(field, 'must not be empty');
+  if (utf8(v) > maxBytes) throw new BadRequest(field, `is ${utf8(v)} UTF-8 bytes, at most ${maxBytes} allowed`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(v)) throw new BadRequest(field, 'must not contain control characters');
+  if (/[\u{10000}-\u{10FFFF}]/u.test(v)) throw new BadRequest(field, 'must not contain 4-byte characters such as emoji');
+  return v;
+}
+
+export function validateCreateOrder(body: unknown, allowedMchids: Set<string>, defaultExpireMinutes: number): ValidOrderInput {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequest('body', 'must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const subs = b.sub_orders;
+  if (!Array.isArray(subs)) throw new BadRequest('sub_orders', 'must be an array');
+  // Merchant-mode combine orders carry 2–10 sub-orders (reference §0).
+  if (subs.length < 2 || subs.length > 10) throw new BadRequest('sub_orders', `needs 2 to 10 sub-orders, got ${subs.length}`);
+  const sub_orders = subs.map((s, i): ValidSubOrder => {
+    const f = `sub_orders[${i}]`;
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new BadRequest(f, 'must be an object');
+    const o = s as Record<string, unknown>;
+    if (typeof o.mchid !== 'string' || o.mchid === '') throw new BadRequest(`${f}.mchid`, 'is required');
+    if (!allowedMchids.has(o.mchid)) throw new BadRequest(`${f}.mchid`, `${o.mchid} is not a configured sub-merchant`);
+    const description = text(`${f}.description`, o.description, 127, true)!;
+    const amount = o.amount;
+    if (typeof amount !== 'number' || !Number.isInteger(amount)) throw new BadRequest(`${f}.amount`, 'must be an integer number of fen');
+    if (amount <= 0) throw new BadRequest(`${f}.amount`, 'must be positive');
+    if (amount > MAX_SUB_AMOUNT) throw new BadRequest(`${f}.amount`, `must be at most ${MAX_SUB_AMOUNT} fen`);
+    const attach = text(`${f}.attach`, o.attach, 128, false);
+    return { mchid: o.mchid, description, amount, attach };
+  });
+  const description = text('description', b.description, 127, false);
+  let expire_minutes = defaultExpireMinutes;
+  if (b.expire_minutes !== undefined && b.expire_minutes !== null) {
+    const e = b.expire_minutes;
+    // WeChat raises values under 1 minute and caps validity at 7 days (reference §4.1).
+    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > 10_080) throw new BadRequest('expire_minutes', 'must be an integer from 1 to 10080');
+    expire_minutes = e;
+  }
+  return { sub_orders, description, expire_minutes };
+}
+
+export function requestHash(input: ValidOrderInput): string {
+  return createHash('sha256').update(JSON.stringify(input)).digest('hex');
+}
+
+export function validIdempotencyKey(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  const k = Array.isArray(v) ? v[0]! : v;
+  if (!/^[\x21-\x7e]{1,128}$/.test(k)) throw new BadRequest('Idempotency-Key', '1–128 printable ASCII characters');
+  return k;
+}

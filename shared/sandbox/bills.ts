@@ -1,0 +1,140 @@
+/**
+ * Trade bills (reference §6): one file per mchid and Beijing day, generated from the paid
+ * sub-orders, in the real layout (header, backtick-prefixed rows, summary). Apply answers with a
+ * download URL, SHA1 of the uncompressed file, and the errors of §6.1; downloads expire.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { formatTradeBill, paymentBillRecord } from '../wechatpay/bill-writer';
+import { beijingDate, formatBeijingBill } from '../wechatpay/time';
+import type { TradeBillResponse } from '../wechatpay/models';
+import { ApiFailure, paramError } from './errors';
+import type { SandboxConfig } from './config';
+import type { StateStore } from './state';
+
+const DAY = 86_400_000;
+/** Bills of day D are ready at 10:00 Beijing on D+1 (generated after ~09:00, §6.1). */
+const READY_HOUR_BEIJING = 10;
+/** Current docs say 5 min, older 30 s; 5 min here, on the business clock so tests can expire it. */
+export const DOWNLOAD_VALIDITY_MS = 5 * 60_000;
+export interface BillRow {
+  time: number;
+  mchid: string;
+  transaction_id: string;
+  out_trade_no: string;
+  openid: string;
+  bank_type: string;
+  amount: number;
+  description: string;
+  attach: string;
+}
+
+interface Download {
+  text: Buffer;
+  gzip: boolean;
+  expires_at: number;
+}
+
+export class Bills {
+  private readonly downloads = new Map<string, Download>();
+
+  constructor(private readonly cfg: SandboxConfig, private readonly store: StateStore) {}
+
+  /** Rows of one mchid's bill for one Beijing day, adjustments applied. */
+  rows(mchid: string, billDate: string): BillRow[] {
+    const st = this.store.state;
+    const adjust = new Map(st.bill_adjustments.map((a) => [a.out_trade_no, a]));
+    const rows: BillRow[] = [];
+    for (const o of Object.values(st.orders)) {
+      if (o.state !== 'SUCCESS' || o.paid_at === undefined || beijingDate(o.paid_at) !== billDate) continue;
+      o.request.sub_orders.forEach((s, i) => {
+        if (s.mchid !== mchid) return;
+        const a = adjust.get(s.out_trade_no);
+        if (a?.drop) return;
+        rows.push({
+          time: o.paid_at!,
+          mchid,
+          transaction_id: o.sub_orders[i]!.transaction_id!,
+          out_trade_no: s.out_trade_no,
+          openid: o.payer_openid ?? '',
+          bank_type: o.bank_type ?? 'OTHERS',
+          amount: a?.amount ?? s.amount.total_amount,
+          description: s.description,
+          attach: s.attach,
+        });
+      });
+    }
+    for (const x of st.bill_extras) {
+      if (x.mchid !== mchid || x.bill_date !== billDate) continue;
+      rows.push({ time: x.time, mchid, transaction_id: x.transaction_id, out_trade_no: x.out_trade_no, openid: 'oSandboxExtraRow000000000000', bank_type: 'OTHERS', amount: x.amount, description: '补录交易', attach: x.attach ?? '' });
+    }
+    return rows.sort((a, b) => a.time - b.time || a.out_trade_no.localeCompare(b.out_trade_no));
+  }
+
+  /** The bill file text, written by the shared bill writer (UTF-8, `\r\n` line ends, no BOM). */
+  text(rows: BillRow[], billType: 'ALL' | 'SUCCESS'): string {
+    const records = rows.map((r) =>
+      paymentBillRecord({
+        trade_time: formatBeijingBill(r.time),
+        appid: this.cfg.file.appid,
+        mchid: r.mchid,
+        transaction_id: r.transaction_id,
+        out_trade_no: r.out_trade_no,
+        openid: r.openid,
+        bank_type: r.bank_type,
+        total_fee: r.amount,
+        description: r.description,
+        attach: r.attach,
+      }),
+    );
+    return formatTradeBill(records, { billType });
+  }
+
+  /** `GET /v3/bill/tradebill`: validation, readiness, then a fresh download token. */
+  apply(query: URLSearchParams, baseUrl: string, now: number): TradeBillResponse {
+    const billDate = query.get('bill_date');
+    if (!billDate) throw paramError('bill_date', '字段缺失 (required, yyyy-MM-dd)');
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate) || Number.isNaN(Date.parse(`${billDate}T00:00:00+08:00`))) throw paramError('bill_date', '日期格式错误 (must be yyyy-MM-dd)', billDate);
+    const billType = query.get('bill_type') ?? 'ALL';
+    if (!['ALL', 'SUCCESS', 'REFUND'].includes(billType)) throw paramError('bill_type', '不支持的账单类型 (ALL, SUCCESS or REFUND)', billType);
+    const tarType = query.get('tar_type');
+    if (tarType !== null && tarType !== 'GZIP') throw paramError('tar_type', '仅支持GZIP (only GZIP)', tarType);
+    // Sub-merchant bills: UNCONFIRMED for merchant mode (documented for partners); the sandbox lets
+    // the combine merchant fetch each participant's bill with `sub_mchid`.
+    const subMchid = query.get('sub_mchid');
+    if (subMchid !== null && !this.cfg.file.sub_merchants.some((m) => m.mchid === subMchid) && subMchid !== this.cfg.file.mchid) {
+      throw paramError('sub_mchid', `不是本商户的子商户 (unknown sub-merchant ${subMchid})`, subMchid);
+    }
+    const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
+    if (dayStart < now - 92 * DAY) throw paramError('bill_date', '只能下载三个月以内的账单 (within the last 3 months)', billDate);
+    if (now < dayStart + DAY + READY_HOUR_BEIJING * 3600_000) {
+      if (dayStart > now) throw paramError('bill_date', '账单日期不能晚于今天 (date is in the future)', billDate);
+      throw new ApiFailure(400, 'STATEMENT_CREATING', `账单生成中，请在${beijingDate(dayStart + DAY)} ${READY_HOUR_BEIJING}:00之后再试 (bill not ready yet)`);
+    }
+    const rows = billType === 'REFUND' ? [] : this.rows(subMchid ?? this.cfg.file.mchid, billDate);
+    if (rows.length === 0) throw new ApiFailure(400, 'NO_STATEMENT_EXIST', '请求的账单文件不存在 (no trades that day)');
+    const text = Buffer.from(this.text(rows, billType === 'SUCCESS' ? 'SUCCESS' : 'ALL'), 'utf8');
+    const token = randomBytes(24).toString('base64url');
+    this.purge(now);
+    this.downloads.set(token, { text, gzip: tarType === 'GZIP', expires_at: now + DOWNLOAD_VALIDITY_MS });
+    return {
+      hash_type: 'SHA1',
+      hash_value: createHash('sha1').update(text).digest('hex'),
+      download_url: `${baseUrl}/v3/billdownload/file?token=${token}`,
+    };
+  }
+
+  /** `GET /v3/billdownload/file?token=`: the bytes (gzip when applied with tar_type=GZIP). */
+  download(query: URLSearchParams, now: number): { body: Buffer; gzip: boolean } {
+    const token = query.get('token');
+    const d = token ? this.downloads.get(token) : undefined;
+    if (!d) throw new ApiFailure(400, 'INVALID_REQUEST', '下载链接无效 (unknown download token)');
+    // Expired link: the exact answer is UNCONFIRMED; 400 INVALID_REQUEST naming the cause.
+    if (now > d.expires_at) throw new ApiFailure(400, 'INVALID_REQUEST', '下载链接已过期，请重新申请账单 (download_url expired)');
+    return { body: d.gzip ? gzipSync(d.text) : d.text, gzip: d.gzip };
+  }
+
+  private purge(now: number): void {
+    for (const [k, d] of this.downloads) if (now > d.expires_at + DAY) this.downloads.delete(k);
+  }
+}

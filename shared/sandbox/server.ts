@@ -1,0 +1,414 @@
+/**
+ * The simulator as a real HTTP server (node:http): the APIv3 endpoints the product uses, checked
+ * and signed as WeChat Pay does, plus the buyer/test endpoints under /sandbox.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createNonce, signBody } from '../wechatpay/sign';
+import { beijingDate, formatBeijing } from '../wechatpay/time';
+import { encryptResource } from '../wechatpay/aead';
+import { ApiFailure } from './errors';
+import { loadSandboxConfig, type SandboxConfig } from './config';
+import { StateStore } from './state';
+import { checkRequest, responseKey } from './auth';
+import { Orders, type PayOutcome } from './orders';
+import { Notifier } from './notifier';
+import { Bills } from './bills';
+import { DEFAULT_SLOW_MS, Faults, type Fault } from './faults';
+import { renderPage } from './page';
+
+export interface SandboxOptions {
+  /** The folder given to `init` (holds `sandbox/` and `merchant/`). */
+  dir: string;
+  host?: string;
+  port?: number;
+  /** Divides the notification retry schedule (60 → 60× faster). */
+  timeScale?: number;
+  /** Minimum order age before a close is accepted (default 300). */
+  closeMinAgeSeconds?: number;
+  /** Reply timeout for notifications (default 5000 ms, as WeChat Pay). */
+  notifyReplyTimeoutMs?: number;
+  log?: (event: Record<string, unknown>) => void;
+}
+
+export interface RunningSandbox {
+  url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 256 * 1024;
+
+interface Reply {
+  status: number;
+  body?: unknown;
+  /** Raw bytes (bill file): sent unsigned as WeChat Pay does. */
+  file?: { data: Buffer; gzip: boolean };
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new BodyTooLarge());
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new ApiFailure(400, 'PARAM_ERROR', `请求体不是合法的JSON (body is not valid JSON: ${(err as Error).message})`);
+  }
+}
+
+export class SandboxServer {
+  readonly cfg: SandboxConfig;
+  readonly store: StateStore;
+  readonly orders: Orders;
+  readonly notifier: Notifier;
+  readonly bills: Bills;
+  readonly faults = new Faults();
+  private readonly closeMinAge: number;
+
+  constructor(private readonly opts: SandboxOptions) {
+    const sandboxDir = join(opts.dir, 'sandbox');
+    this.cfg = loadSandboxConfig(sandboxDir);
+    this.store = new StateStore(sandboxDir);
+    this.orders = new Orders(this.cfg, this.store);
+    this.bills = new Bills(this.cfg, this.store);
+    this.notifier = new Notifier(this.cfg, this.store, { timeScale: opts.timeScale ?? 1, replyTimeoutMs: opts.notifyReplyTimeoutMs, log: opts.log });
+    this.closeMinAge = opts.closeMinAgeSeconds ?? 300;
+  }
+
+  /** The business clock: real time shifted by the offset set through /sandbox/control/clock. */
+  now(): number {
+    return Date.now() + this.store.state.clock_offset_seconds * 1000;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = req.url ?? '/';
+    const u = new URL(target, 'http://sandbox.invalid');
+    const method = (req.method ?? 'GET').toUpperCase();
+    try {
+      if (u.pathname.startsWith('/v3/')) return await this.api(req, res, method, target, u);
+      if (u.pathname === '/' || u.pathname === '/sandbox/') {
+        res.writeHead(302, { Location: '/sandbox' }).end();
+        return;
+      }
+      if (u.pathname === '/sandbox' || u.pathname.startsWith('/sandbox/')) return await this.sandbox(req, res, method, u);
+      this.json(res, 404, { code: 'NOT_FOUND', message: `no route ${method} ${u.pathname}` });
+    } catch (err) {
+      if (res.headersSent) return;
+      if (err instanceof ApiFailure) return this.json(res, err.status, err.body());
+      if (err instanceof BodyTooLarge) return this.json(res, 413, { code: 'PARAM_ERROR', message: `body larger than ${MAX_BODY} bytes` });
+      this.opts.log?.({ event: 'error', error: String((err as Error).stack ?? err) });
+      this.json(res, 500, { code: 'SYSTEM_ERROR', message: '系统错误' });
+    }
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...extra });
+    res.end(text);
+  }
+
+  // ---- APIv3 -------------------------------------------------------------------------------
+
+  private async api(req: IncomingMessage, res: ServerResponse, method: string, target: string, u: URL): Promise<void> {
+    const requestId = `08${Math.floor(Date.now() / 1000).toString(16).toUpperCase()}${createNonce(24)}-0`;
+    let fault: Fault | undefined;
+    let reply: Reply;
+    try {
+      const route = this.route(method, u.pathname);
+      const raw = await readBody(req);
+      fault = this.faults.take(method, u.pathname, req.headers['x-sandbox-fault'] as string | undefined);
+      if (fault?.kind === 'SYSTEM_ERROR') throw new ApiFailure(500, 'SYSTEM_ERROR', '系统错误 (injected fault)');
+      if (fault?.kind === 'FREQUENCY_LIMITED') throw new ApiFailure(429, 'FREQUENCY_LIMITED', '频率超限 (injected fault)');
+      const { mchid } = checkRequest(this.cfg, method, target, req.headers, raw);
+      let body: unknown;
+      if (method === 'POST') {
+        const ct = req.headers['content-type'] ?? '';
+        if (!/^application\/json\b/i.test(ct)) throw new ApiFailure(400, 'INVALID_REQUEST', `Content-Type应为application/json (got ${ct || 'none'})`);
+        body = parseJson(raw);
+      }
+      reply = route(body, mchid, u, req);
+    } catch (err) {
+      if (!(err instanceof ApiFailure)) throw err;
+      reply = { status: err.status, body: err.body() };
+    }
+    if (fault?.kind === 'SLOW') await sleep(fault.delay_ms ?? DEFAULT_SLOW_MS);
+    this.opts.log?.({ event: 'api', method, url: target, status: reply.status, fault: fault?.kind });
+    if (reply.file) {
+      // Bill downloads carry no signature headers (§6.2): the SHA1 from apply is the check.
+      res.writeHead(200, { 'Content-Type': reply.file.gzip ? 'application/gzip' : 'application/octet-stream', 'Content-Length': reply.file.data.length, 'Request-ID': requestId });
+      res.end(reply.file.data);
+      return;
+    }
+    const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
+    const key = responseKey(this.cfg, req.headers['wechatpay-serial'] as string | undefined);
+    const signed = signBody(key.key, key.serial, text);
+    if (fault?.kind === 'BAD_SIGNATURE') {
+      // A valid-looking signature over different bytes: only a verifier catches it.
+      signed['Wechatpay-Signature'] = signBody(key.key, key.serial, text + ' ')['Wechatpay-Signature'];
+    }
+    const headers: Record<string, string | number> = { ...signed, 'Request-ID': requestId, 'Content-Length': Buffer.byteLength(text) };
+    if (text) headers['Content-Type'] = 'application/json; charset=utf-8';
+    res.writeHead(reply.status, headers);
+    res.end(text);
+  }
+
+  /** Resolves the handler, or throws 404 for an unknown path (before any signature check). */
+  private route(method: string, path: string): (body: unknown, mchid: string, u: URL, req: IncomingMessage) => Reply {
+    const COMBINE = '/v3/combine-transactions/out-trade-no/';
+    const need = (m: string) => {
+      if (method !== m) throw new ApiFailure(405, 'METHOD_NOT_ALLOWED', `${path} accepts ${m} only`);
+    };
+    if (path === '/v3/combine-transactions/native') {
+      need('POST');
+      return (body, mchid) => ({ status: 200, body: this.orders.create(body, mchid, this.now()) });
+    }
+    if (path.startsWith(COMBINE)) {
+      const rest = path.slice(COMBINE.length);
+      const closeMatch = /^([^/]+)\/close$/.exec(rest);
+      if (closeMatch) {
+        need('POST');
+        const no = decodeURIComponent(closeMatch[1]!);
+        return (body) => {
+          const r = this.orders.close(no, body, this.closeMinAge, this.now());
+          return r === 'USERPAYING' ? { status: 202, body: { code: 'USERPAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
+        };
+      }
+      if (/^[^/]+$/.test(rest)) {
+        need('GET');
+        const no = decodeURIComponent(rest);
+        return () => ({ status: 200, body: this.orders.query(no, this.now()) });
+      }
+    }
+    if (path === '/v3/certificates') {
+      need('GET');
+      return () => this.certificates();
+    }
+    if (path === '/v3/bill/tradebill') {
+      need('GET');
+      return (_b, _m, u, req) => ({ status: 200, body: this.bills.apply(u.searchParams, `http://${req.headers.host ?? 'localhost'}`, this.now()) });
+    }
+    if (path === '/v3/billdownload/file') {
+      need('GET');
+      return (_b, _m, u) => {
+        const d = this.bills.download(u.searchParams, this.now());
+        return { status: 200, file: { data: d.body, gzip: d.gzip } };
+      };
+    }
+    throw new ApiFailure(404, 'NOT_FOUND', `接口不存在 (no APIv3 endpoint ${method} ${path} in the sandbox)`);
+  }
+
+  /** `/v3/certificates`: legacy mode only; a public-key merchant has none (§2.3). */
+  private certificates(): Reply {
+    if (this.cfg.file.mode !== 'certificates') {
+      throw new ApiFailure(404, 'RESOURCE_NOT_EXISTS', '无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥');
+    }
+    return {
+      status: 200,
+      body: {
+        data: this.cfg.platform.map((p) => ({
+          serial_no: p.serial,
+          effective_time: p.effectiveTime,
+          expire_time: p.expireTime,
+          encrypt_certificate: encryptResource(p.pem, this.cfg.apiV3Key, 'certificate'),
+        })),
+      },
+    };
+  }
+
+  // ---- buyer, page, controls -----------------------------------------------------------------
+
+  private async sandbox(req: IncomingMessage, res: ServerResponse, method: string, u: URL): Promise<void> {
+    const path = u.pathname;
+    let body: unknown;
+    if (method === 'POST' || method === 'DELETE') {
+      const raw = await readBody(req);
+      // JSON only: a cross-site form post cannot reach these endpoints without a CORS preflight.
+      if (method === 'POST' && !/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+        throw new ApiFailure(415, 'INVALID_REQUEST', 'Content-Type must be application/json');
+      }
+      body = raw.length ? parseJson(raw) : {};
+    }
+    const b = (body ?? {}) as Record<string, unknown>;
+    const key = `${method} ${path}`;
+    switch (key) {
+      case 'GET /sandbox': {
+        const html = await renderPage(this);
+        res.writeHead(200, {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Cache-Control': 'no-store',
+          'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; connect-src 'self'; frame-ancestors 'none'",
+        });
+        res.end(html);
+        return;
+      }
+      case 'GET /sandbox/orders':
+        return this.json(res, 200, { orders: this.orderList() });
+      case 'GET /sandbox/notifications':
+        return this.json(res, 200, {
+          deliveries: this.store.state.deliveries,
+          pending: this.store.state.pending.map((p) => ({ order: p.order, notification_id: p.notification_id, attempts: p.attempts, next_at: new Date(p.next_at).toISOString() })),
+        });
+      case 'POST /sandbox/pay':
+        return this.json(res, 200, this.pay(b));
+      case 'GET /sandbox/control/faults':
+        return this.json(res, 200, { faults: this.faults.armed() });
+      case 'POST /sandbox/control/faults':
+        return this.json(res, 200, { armed: this.faults.arm(b) });
+      case 'DELETE /sandbox/control/faults':
+        this.faults.clear();
+        return this.json(res, 200, { faults: [] });
+      case 'GET /sandbox/control/clock':
+        return this.json(res, 200, this.clock());
+      case 'POST /sandbox/control/clock': {
+        const off = b.offset_seconds;
+        if (typeof off !== 'number' || !Number.isFinite(off)) throw new ApiFailure(400, 'PARAM_ERROR', 'offset_seconds must be a number', { field: '/offset_seconds' });
+        this.store.state.clock_offset_seconds = off;
+        this.store.save();
+        return this.json(res, 200, this.clock());
+      }
+      case 'POST /sandbox/control/bill-adjust':
+        return this.json(res, 200, this.billAdjust(b));
+      default:
+        throw new ApiFailure(404, 'NOT_FOUND', `no route ${method} ${path}`);
+    }
+  }
+
+  private clock(): { offset_seconds: number; now: string } {
+    return { offset_seconds: this.store.state.clock_offset_seconds, now: formatBeijing(this.now()) };
+  }
+
+  orderList(): Record<string, unknown>[] {
+    const now = this.now();
+    const names = new Map(this.cfg.file.sub_merchants.map((m) => [m.mchid, m.name]));
+    return this.orders.all().map((o) => {
+      this.orders.settle(o, now);
+      return {
+        combine_out_trade_no: o.combine_out_trade_no,
+        state: o.state,
+        code_url: o.code_url,
+        total_amount: o.request.sub_orders.reduce((s, x) => s + x.amount.total_amount, 0),
+        created_at: formatBeijing(o.created_at),
+        expires_at: formatBeijing(o.expires_at),
+        paid_at: o.paid_at === undefined ? null : formatBeijing(o.paid_at),
+        closed_at: o.closed_at === undefined ? null : formatBeijing(o.closed_at),
+        notify_url: o.request.notify_url,
+        sub_orders: o.request.sub_orders.map((s, i) => ({
+          mchid: s.mchid,
+          name: names.get(s.mchid) ?? s.mchid,
+          out_trade_no: s.out_trade_no,
+          description: s.description,
+          amount: s.amount.total_amount,
+          transaction_id: o.sub_orders[i]!.transaction_id ?? null,
+        })),
+      };
+    });
+  }
+
+  private pay(b: Record<string, unknown>): Record<string, unknown> {
+    if (typeof b.code_url !== 'string' || !b.code_url) throw new ApiFailure(400, 'PARAM_ERROR', 'code_url is required', { field: '/code_url' });
+    const outcome = (b.outcome ?? 'SUCCESS') as PayOutcome;
+    if (!['SUCCESS', 'USERPAYING', 'PAYERROR'].includes(outcome)) throw new ApiFailure(400, 'PARAM_ERROR', 'outcome must be SUCCESS, USERPAYING or PAYERROR', { field: '/outcome' });
+    if (b.notify !== undefined && typeof b.notify !== 'boolean') throw new ApiFailure(400, 'PARAM_ERROR', 'notify must be a boolean', { field: '/notify' });
+    for (const k of ['duplicates', 'probes'] as const) {
+      const v = b[k];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 5)) throw new ApiFailure(400, 'PARAM_ERROR', `${k} must be an integer 0..5`, { field: `/${k}` });
+    }
+    const now = this.now();
+    const o = this.orders.pay(b.code_url, outcome, now);
+    if (o.state === 'SUCCESS' && b.notify !== false) {
+      this.notifier.enqueue(this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
+    }
+    return {
+      combine_out_trade_no: o.combine_out_trade_no,
+      state: o.state,
+      sub_orders: o.request.sub_orders.map((s, i) => ({ out_trade_no: s.out_trade_no, transaction_id: o.sub_orders[i]!.transaction_id ?? null })),
+    };
+  }
+
+  private billAdjust(b: Record<string, unknown>): Record<string, unknown> {
+    const st = this.store.state;
+    if (b.extra !== undefined) {
+      const x = b.extra as Record<string, unknown>;
+      if (typeof x !== 'object' || x === null) throw new ApiFailure(400, 'PARAM_ERROR', 'extra must be an object', { field: '/extra' });
+      if (typeof x.mchid !== 'string' || typeof x.out_trade_no !== 'string') throw new ApiFailure(400, 'PARAM_ERROR', 'extra needs mchid and out_trade_no strings', { field: '/extra' });
+      if (typeof x.amount !== 'number' || !Number.isInteger(x.amount) || x.amount <= 0) throw new ApiFailure(400, 'PARAM_ERROR', 'extra.amount must be a positive integer (fen)', { field: '/extra/amount' });
+      if (x.bill_date !== undefined && (typeof x.bill_date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(x.bill_date))) throw new ApiFailure(400, 'PARAM_ERROR', 'extra.bill_date must be yyyy-MM-dd', { field: '/extra/bill_date' });
+      const now = this.now();
+      const billDate = (x.bill_date as string | undefined) ?? beijingDate(now);
+      const time = x.bill_date ? Date.parse(`${billDate}T12:00:00+08:00`) : now;
+      const extra = {
+        mchid: x.mchid,
+        out_trade_no: x.out_trade_no,
+        amount: x.amount,
+        attach: typeof x.attach === 'string' ? x.attach : undefined,
+        bill_date: billDate,
+        time,
+        transaction_id: `4200009999${billDate.replace(/-/g, '')}${createNonce(10).replace(/\D/g, '0')}`,
+      };
+      st.bill_extras.push(extra);
+      this.store.save();
+      return { extra };
+    }
+    if (typeof b.out_trade_no !== 'string') throw new ApiFailure(400, 'PARAM_ERROR', 'out_trade_no (a sub-order number) or extra is required', { field: '/out_trade_no' });
+    if (b.amount !== undefined && (typeof b.amount !== 'number' || !Number.isInteger(b.amount) || b.amount < 0)) throw new ApiFailure(400, 'PARAM_ERROR', 'amount must be an integer number of fen', { field: '/amount' });
+    if (b.drop !== undefined && typeof b.drop !== 'boolean') throw new ApiFailure(400, 'PARAM_ERROR', 'drop must be a boolean', { field: '/drop' });
+    if (b.amount === undefined && !b.drop) throw new ApiFailure(400, 'PARAM_ERROR', 'give amount or drop:true', { field: '/amount' });
+    if (!this.orders.bySubOrder(b.out_trade_no)) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `no sub-order ${b.out_trade_no}`);
+    const adj = { out_trade_no: b.out_trade_no, amount: b.amount as number | undefined, drop: b.drop as boolean | undefined };
+    st.bill_adjustments = st.bill_adjustments.filter((a) => a.out_trade_no !== adj.out_trade_no).concat(adj);
+    this.store.save();
+    return { adjustment: adj };
+  }
+}
+
+export async function startSandbox(opts: SandboxOptions): Promise<RunningSandbox> {
+  const sb = new SandboxServer(opts);
+  const server = createServer((req, res) => {
+    void sb.handle(req, res);
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  sb.notifier.start();
+  opts.log?.({ event: 'listening', url, mode: sb.cfg.file.mode });
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close() {
+      closing ??= (async () => {
+        await sb.notifier.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        sb.store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The embedded default (`npm start` with no configuration): one data folder holding the sandbox's
+ * merchant and simulator state, the relay database, the terminal tokens and the terminal's own
+ * settings and print jobs. Sandbox, relay, terminal services and web host all run in this process
+ * on loopback. A later start reuses the folder (same merchant keys, orders, tokens).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { addTerminal, loadRelayConfig, startRelay } from '../relay/index';
+import { initSandbox, startSandbox } from '../sandbox/index';
+import type { Settings } from '../contracts/terminal-api';
+import { startTerminalServices, type TerminalServices, type TerminalServicesOptions } from './services';
+import { writeJsonAtomic } from './settings';
+import { startWebHost, type WebHost } from './web-host';
+
+/** The repository root (lazy: in the Electron bundle import.meta is unavailable and unused). */
+export const repoRoot = (): string => resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Default data folder: `$POS_DATA_DIR`, else `.pos-data/` in the working directory (git-ignored). */
+export const defaultDataDir = (): string => resolve(process.env.POS_DATA_DIR || '.pos-data');
+export const defaultRendererDir = (): string => join(repoRoot(), 'dist', 'renderer');
+
+export interface EmbeddedOptions {
+  dataDir: string;
+  /** Printer setting forced at start (tests: a capture server); default: keep the stored one (preview). */
+  printer?: string;
+  closeMinAgeSeconds?: number;
+  timeScale?: number;
+  queryAfterSeconds?: number;
+  rendererDir?: string;
+  /** Start the loopback web host (default true; Electron may load from it too). */
+  webHost?: boolean;
+  shell?: 'electron' | 'web';
+  /** Relay log level (pino); default `warn`. */
+  relayLogLevel?: string;
+  services?: Partial<TerminalServicesOptions>;
+}
+
+export interface Embedded {
+  dataDir: string;
+  sandboxUrl: string;
+  relayUrl: string;
+  webUrl: string | null;
+  webHost: WebHost | null;
+  cashierToken: string;
+  managerToken: string;
+  services: TerminalServices;
+  /** true when this start created the data folder (sandbox init). */
+  created: boolean;
+  close(): Promise<void>;
+}
+
+interface EmbeddedState {
+  cashier_token: string;
+  manager_token: string;
+  relay_port?: number;
+  sandbox_port?: number;
+}
+
+/** A free loopback port, preferring `wanted` (so a restart keeps notify URLs of older orders valid). */
+async function freePort(wanted?: number): Promise<number> {
+  const tryPort = (p: number) => new Promise<number | null>((ok) => {
+    const s = createServer();
+    s.once('error', () => ok(null));
+    s.listen(p, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => ok(port));
+    });
+  });
+  if (wanted) {
+    const p = await tryPort(wanted);
+    if (p) return p;
+  }
+  return (await tryPort(0))!;
+}
+
+export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const statePath = join(dataDir, 'embedded.json');
+  const merchantDir = join(dataDir, 'merchant');
+  const created = !existsSync(join(merchantDir, 'merchant.json'));
+  if (created) await initSandbox(dataDir);
+  let state: Partial<EmbeddedState> = {};
+  try {
+    state = JSON.parse(readFileSync(statePath, 'utf8')) as EmbeddedState;
+  } catch {
+    state = {};
+  }
+
+  const cleanups: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    const sandbox = await startSandbox({
+      dir: dataDir, port: await freePort(state.sandbox_port), timeScale: opts.timeScale, closeMinAgeSeconds: opts.closeMinAgeSeconds,
+    });
+    cleanups.push(() => sandbox.close());
+
+    const relayPort = await freePort(state.relay_port);
+    const relayUrl = `http://127.0.0.1:${relayPort}`;
+    const env: Record<string, string> = {
+      WECHATPAY_CREDENTIALS_DIR: merchantDir,
+      WECHATPAY_BASE_URL: sandbox.url,
+      RELAY_PUBLIC_URL: relayUrl,
+      RELAY_HOST: '127.0.0.1',
+      RELAY_PORT: String(relayPort),
+      RELAY_DB: join(dataDir, 'relay.db'),
+      RELAY_LOG_LEVEL: opts.relayLogLevel ?? 'warn',
+    };
+    if (opts.closeMinAgeSeconds !== undefined) env.RELAY_CLOSE_MIN_AGE_SECONDS = String(opts.closeMinAgeSeconds);
+    if (opts.queryAfterSeconds !== undefined) env.RELAY_QUERY_AFTER_SECONDS = String(opts.queryAfterSeconds);
+    const config = loadRelayConfig(env);
+
+    // Terminals are created once; their tokens (only stored hashed in the relay) live here.
+    if (!state.cashier_token || !state.manager_token) {
+      state.cashier_token = addTerminal(config, 'cashier-1', 'cashier');
+      state.manager_token = addTerminal(config, 'manager', 'manager');
+    }
+    const relay = await startRelay(config);
+    cleanups.push(() => relay.close());
+    state.relay_port = Number(new URL(relay.url).port) || relayPort;
+    state.sandbox_port = Number(new URL(sandbox.url).port) || undefined;
+    writeJsonAtomic(statePath, state);
+
+    const overrides: Partial<Settings> = {
+      relay_url: relay.url, terminal_token: state.cashier_token!, manager_token: state.manager_token!,
+    };
+    if (opts.printer) overrides.printer = opts.printer;
+    const services = await startTerminalServices({
+      userDataDir: join(dataDir, 'terminal'),
+      settingsOverrides: overrides,
+      sandboxUrl: sandbox.url,
+      shell: opts.shell ?? 'web',
+      ...opts.services,
+    });
+    cleanups.push(() => services.close());
+
+    let webHost: WebHost | null = null;
+    if (opts.webHost !== false) {
+      webHost = await startWebHost({ services, rendererDir: opts.rendererDir ?? defaultRendererDir() });
+      cleanups.push(() => webHost!.close());
+    }
+    return {
+      dataDir, sandboxUrl: sandbox.url, relayUrl: relay.url, webUrl: webHost?.url ?? null, webHost,
+      cashierToken: state.cashier_token!, managerToken: state.manager_token!, services, created, close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The print queue: every slip/receipt becomes a job, persisted in the user data folder, printed
+ * one at a time. A failed job keeps its classified failure (shown to the cashier) and is retried
+ * with backoff until it prints; `retry(id)` tries again at once. The preview printer completes
+ * jobs immediately with the rendered lines.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { Order } from '../../contracts/relay-api';
+import type { PrintJob, PrintKind, Settings } from '../../contracts/terminal-api';
+import { TerminalError } from '../errors';
+import { writeJsonAtomic } from '../settings';
+import { renderEscPos } from './escpos';
+import { renderPreview } from './preview';
+import { buildReceipt } from './receipt';
+import { classifyPrinterError, sendToPrinter, type SendOptions } from './transport';
+
+interface JobRecord {
+  job: PrintJob;
+  order: Order;
+  merchantNames: Record<string, string>;
+}
+
+export interface PrintQueueOptions {
+  /** JSON file holding the jobs; omitted = in memory only. */
+  path?: string;
+  settings: () => Settings;
+  send?: (uri: string, bytes: Buffer, opts: SendOptions) => Promise<void>;
+  timeoutMs?: number;
+  waitForAck?: boolean;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Jobs kept in the file (oldest finished ones dropped first). */
+  keep?: number;
+}
+
+export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
+  private records: JobRecord[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private timers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(private readonly opts: PrintQueueOptions) {
+    super();
+    if (opts.path) {
+      try {
+        this.records = JSON.parse(readFileSync(opts.path, 'utf8')) as JobRecord[];
+      } catch {
+        this.records = []; // missing or unreadable: start empty (jobs are reprintable on demand)
+      }
+      const dayAgo = Date.now() - 24 * 3600_000;
+      for (const r of this.records) {
+        if (r.job.state === 'done') continue;
+        if (r.job.state === 'printing') r.job.state = 'queued';
+        // Unfinished jobs from the last day print after a restart; older ones wait for a manual retry.
+        if (Date.parse(r.job.created_at) > dayAgo) this.schedule(r, 500);
+      }
+    }
+  }
+
+  list(): PrintJob[] {
+    return this.records.map((r) => ({ ...r.job })).reverse();
+  }
+
+  find(combineOutTradeNo: string, kind: PrintKind, reprint = false): PrintJob | undefined {
+    return this.records.find((r) => r.job.combine_out_trade_no === combineOutTradeNo && r.job.kind === kind && r.job.reprint === reprint)?.job;
+  }
+
+  /** Adds a job and resolves after its first attempt (done, or failed and scheduled for retry). */
+  enqueue(kind: PrintKind, order: Order, merchantNames: Record<string, string>, reprint: boolean): Promise<PrintJob> {
+    const job: PrintJob = {
+      id: randomUUID(), kind, combine_out_trade_no: order.combine_out_trade_no, reprint, state: 'queued',
+      attempts: 0, failure: null, message: null, created_at: new Date().toISOString(),
+    };
+    const rec: JobRecord = { job, order, merchantNames };
+    this.records.push(rec);
+    this.trim();
+    this.changed(rec);
+    return this.run(rec);
+  }
+
+  retry(id: string): Promise<PrintJob> {
+    const rec = this.records.find((r) => r.job.id === id);
+    if (!rec) return Promise.reject(new TerminalError('NOT_FOUND', `no print job ${id}`, { field: 'jobId' }));
+    if (rec.job.state === 'done') return Promise.resolve({ ...rec.job });
+    return this.run(rec);
+  }
+
+  private run(rec: JobRecord): Promise<PrintJob> {
+    const t = this.timers.get(rec.job.id);
+    if (t) { clearTimeout(t); this.timers.delete(rec.job.id); }
+    // One job at a time: a printer takes jobs sequentially and slips must not interleave.
+    const p = this.chain.then(() => this.attempt(rec));
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async attempt(rec: JobRecord): Promise<PrintJob> {
+    if (this.closed || rec.job.state === 'done') return { ...rec.job };
+    const s = this.opts.settings();
+    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint: rec.job.reprint, width: s.paper_width, language: s.language });
+    rec.job.attempts++;
+    if (s.printer === 'preview') {
+      Object.assign(rec.job, { state: 'done', failure: null, message: null, preview: renderPreview(doc) });
+      this.changed(rec);
+      return { ...rec.job };
+    }
+    rec.job.state = 'printing';
+    delete rec.job.preview;
+    this.changed(rec);
+    const waitForAck = this.opts.waitForAck ?? true;
+    try {
+      const bytes = renderEscPos(doc, { qrMode: s.qr_mode, statusRequest: waitForAck });
+      await (this.opts.send ?? sendToPrinter)(s.printer, bytes, { timeoutMs: this.opts.timeoutMs ?? 5_000, waitForAck });
+      Object.assign(rec.job, { state: 'done', failure: null, message: null });
+    } catch (err) {
+      const e = classifyPrinterError(err, s.printer.replace(/^tcp:\/\//, ''));
+      Object.assign(rec.job, { state: 'failed', failure: e.failure, message: e.message });
+      const base = this.opts.retryBaseMs ?? 2_000;
+      this.schedule(rec, Math.min(this.opts.retryMaxMs ?? 60_000, base * 2 ** Math.min(10, rec.job.attempts - 1)));
+    }
+    this.changed(rec);
+    return { ...rec.job };
+  }
+
+  private schedule(rec: JobRecord, ms: number): void {
+    if (this.closed) return;
+    const old = this.timers.get(rec.job.id);
+    if (old) clearTimeout(old);
+    const t = setTimeout(() => { this.timers.delete(rec.job.id); void this.run(rec); }, ms);
+    t.unref?.();
+    this.timers.set(rec.job.id, t);
+  }
+
+  private trim(): void {
+    const keep = this.opts.keep ?? 500;
+    while (this.records.length > keep) {
+      const i = this.records.findIndex((r) => r.job.state === 'done');
+      this.records.splice(i < 0 ? 0 : i, 1);
+    }
+  }
+
+  private changed(rec: JobRecord): void {
+    if (this.opts.path) writeJsonAtomic(this.opts.path, this.records);
+    this.emit('job', { ...rec.job });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await this.chain;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Layout of the two receipts: the order slip (QR to scan, total, each sub-merchant's lines, expiry)
+ * and the paid receipt (transaction ids, paid time). Reprints carry a REPRINT marker.
+ */
+import type { Order } from '../../contracts/relay-api';
+import type { Language, PaperWidth, PrintKind } from '../../contracts/terminal-api';
+import { fenToYuan } from '../../wechatpay/money';
+import { formatBeijingBill } from '../../wechatpay/time';
+import type { Block, ReceiptDocument } from './document';
+
+const LABELS = {
+  'zh-CN': {
+    slipTitle: '微信支付 合单付款', receiptTitle: '支付成功', order: '订单号', created: '下单时间', expires: '有效期至',
+    paid: '支付时间', total: '合计', scan: '请使用微信「扫一扫」付款', txn: '交易单号', merchant: '商户', reprint: '** 重印 REPRINT **',
+  },
+  en: {
+    slipTitle: 'WeChat Pay - combined order', receiptTitle: 'PAID', order: 'Order', created: 'Created', expires: 'Pay before',
+    paid: 'Paid at', total: 'TOTAL', scan: 'Scan with WeChat to pay', txn: 'Transaction', merchant: 'Merchant', reprint: '** REPRINT **',
+  },
+} as const;
+
+export interface ReceiptInput {
+  kind: PrintKind;
+  order: Order;
+  /** mchid → display name */
+  merchantNames: Record<string, string>;
+  reprint: boolean;
+  width: PaperWidth;
+  language: Language;
+}
+
+export const yuan = (fen: number): string => `¥${fenToYuan(fen)}`;
+
+function time(iso: string | null): string {
+  if (!iso) return '-';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : formatBeijingBill(d);
+}
+
+export function buildReceipt(input: ReceiptInput): ReceiptDocument {
+  const L = LABELS[input.language];
+  const { order } = input;
+  const b: Block[] = [];
+  if (input.reprint) b.push({ t: 'text', text: L.reprint, align: 'center', bold: true });
+  b.push({ t: 'text', text: input.kind === 'slip' ? L.slipTitle : L.receiptTitle, align: 'center', bold: true, big: input.kind === 'receipt' });
+  b.push({ t: 'text', text: `${L.order}: ${order.combine_out_trade_no}` });
+  b.push({ t: 'text', text: `${L.created}: ${time(order.created_at)}` });
+  if (input.kind === 'receipt') b.push({ t: 'text', text: `${L.paid}: ${time(order.paid_at)}` });
+  b.push({ t: 'rule' });
+  for (const sub of order.sub_orders) {
+    const name = input.merchantNames[sub.mchid] ?? sub.mchid;
+    b.push({ t: 'text', text: `${L.merchant}: ${name}`, bold: true });
+    b.push({ t: 'pair', left: sub.description, right: yuan(sub.amount) });
+    if (input.kind === 'receipt' && sub.transaction_id) b.push({ t: 'pair', left: `${L.txn}:`, right: sub.transaction_id }); // kept unbroken on 58 mm
+  }
+  b.push({ t: 'rule' });
+  b.push({ t: 'pair', left: L.total, right: yuan(order.total_amount), bold: true });
+  if (input.kind === 'slip') {
+    if (order.code_url) {
+      b.push({ t: 'feed', lines: 1 });
+      b.push({ t: 'qr', data: order.code_url });
+      b.push({ t: 'text', text: L.scan, align: 'center' });
+    }
+    b.push({ t: 'text', text: `${L.expires}: ${time(order.expires_at)}`, align: 'center', bold: true });
+  }
+  return { width: input.width, blocks: b };
+}

@@ -1,0 +1,248 @@
+/**
+ * The terminal's view of the relay (contract §2 + extensions): typed HTTP calls, and the event
+ * stream over WebSocket with reconnect/backoff and catch-up (`?since=<cursor>`), so a terminal that
+ * was offline ends up with the right order states.
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import type {
+  AlertsResponse, CreateOrderRequest, ErrorBody, MerchantsResponse, Order, OrdersResponse, ReconciliationReport, RelayEvent,
+} from '../contracts/relay-api';
+import type { ConnectionState, DailyTakings, OrderQuery, Role } from '../contracts/terminal-api';
+import { TerminalError } from './errors';
+
+export interface RelayClientOptions {
+  baseUrl: string;
+  token: string;
+  /** Manager calls use this token when set (a cashier terminal unlocked for a manager). */
+  managerToken?: string;
+  timeoutMs?: number;
+}
+
+export class RelayClient {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: RelayClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+  }
+
+  private async call<T>(method: string, path: string, opts: { body?: unknown; manager?: boolean; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<T> {
+    if (!this.baseUrl) throw new TerminalError('UNCONFIGURED', 'relay_url is not set in the settings', { field: 'relay_url' });
+    const token = opts.manager && this.opts.managerToken ? this.opts.managerToken : this.opts.token;
+    if (!token) throw new TerminalError('UNCONFIGURED', 'terminal_token is not set in the settings', { field: 'terminal_token' });
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json', ...opts.headers };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] = 'application/json';
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.baseUrl + path, { method, headers, body, signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs) });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      if (e.name === 'TimeoutError') throw new TerminalError('RELAY_TIMEOUT', `relay did not answer ${method} ${path} in time`);
+      throw new TerminalError('RELAY_UNREACHABLE', `relay unreachable at ${this.baseUrl}: ${e.cause?.code ?? e.message}`);
+    }
+    const text = await res.text();
+    let json: unknown = null;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new TerminalError('RELAY_BAD_RESPONSE', `relay answered ${res.status} with non-JSON to ${method} ${path}`);
+      }
+    }
+    if (!res.ok) {
+      const e = (json ?? {}) as Partial<ErrorBody>;
+      throw new TerminalError(e.code ?? `HTTP_${res.status}`, e.message ?? `relay answered ${res.status}`, {
+        field: e.field, retry_after_seconds: e.retry_after_seconds, status: res.status,
+      });
+    }
+    return json as T;
+  }
+
+  me(): Promise<{ terminal: string; role: Role }> {
+    return this.call('GET', '/v1/me');
+  }
+
+  managerMe(): Promise<{ terminal: string; role: Role }> {
+    return this.call('GET', '/v1/me', { manager: true });
+  }
+
+  async merchants(): Promise<MerchantsResponse> {
+    return this.call('GET', '/v1/merchants');
+  }
+
+  createOrder(req: CreateOrderRequest, idempotencyKey: string): Promise<Order> {
+    // Creation waits for WeChat Pay (with retries): allow longer than ordinary calls.
+    return this.call('POST', '/v1/orders', { body: req, headers: { 'idempotency-key': idempotencyKey }, timeoutMs: Math.max(this.timeoutMs, 30_000) });
+  }
+
+  getOrder(no: string, sync = false): Promise<Order> {
+    return this.call('GET', `/v1/orders/${encodeURIComponent(no)}${sync ? '?sync=1' : ''}`);
+  }
+
+  async listOrders(q: OrderQuery & { open?: boolean; terminal?: string }): Promise<Order[]> {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) {
+      if (v === undefined || v === null || v === '') continue;
+      if (k === 'open') { if (v) p.set('open', '1'); continue; }
+      p.set(k, String(v));
+    }
+    const qs = p.toString();
+    const r = await this.call<OrdersResponse>('GET', `/v1/orders${qs ? `?${qs}` : ''}`);
+    return r.orders;
+  }
+
+  closeOrder(no: string): Promise<Order> {
+    return this.call('POST', `/v1/orders/${encodeURIComponent(no)}/close`, { manager: true, body: {} });
+  }
+
+  reconcile(billDate: string): Promise<ReconciliationReport> {
+    return this.call('POST', '/v1/bills/trade', { manager: true, body: { bill_date: billDate }, timeoutMs: 120_000 });
+  }
+
+  async alerts(): Promise<AlertsResponse> {
+    return this.call('GET', '/v1/alerts', { manager: true });
+  }
+
+  takings(date: string): Promise<DailyTakings> {
+    return this.call('GET', `/v1/takings?date=${encodeURIComponent(date)}`);
+  }
+
+  events(opts: Omit<RelayEventsOptions, 'baseUrl' | 'token'> = {}): RelayEvents {
+    return new RelayEvents({ baseUrl: this.baseUrl, token: this.opts.token, ...opts });
+  }
+}
+
+export interface RelayEventsOptions {
+  baseUrl: string;
+  token: string;
+  /** Start after this cursor (catch-up) instead of with a snapshot. */
+  since?: number;
+  /** No message (heartbeats included) for this long → the link is dead: reconnect. */
+  heartbeatTimeoutMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/**
+ * Emits `event` (RelayEvent) and `state` (ConnectionState). Reconnects with exponential backoff;
+ * resumes from the last cursor so missed `order.updated` messages are replayed.
+ */
+export class RelayEvents extends EventEmitter<{ event: [RelayEvent]; state: [ConnectionState] }> {
+  private ws: WebSocket | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private cursor: number | undefined;
+  state: ConnectionState = 'connecting';
+
+  constructor(private readonly opts: RelayEventsOptions) {
+    super();
+    this.cursor = opts.since;
+  }
+
+  get lastCursor(): number | undefined {
+    return this.cursor;
+  }
+
+  start(): this {
+    if (!this.opts.baseUrl || !this.opts.token) {
+      this.setState('unconfigured');
+      return this;
+    }
+    this.connect();
+    return this;
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setState('connecting');
+    const url = new URL(this.opts.baseUrl.replace(/^http/, 'ws') + '/v1/events');
+    if (this.cursor !== undefined) url.searchParams.set('since', String(this.cursor));
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    let unauthorized = false;
+    ws.on('unexpected-response', (_req, res) => {
+      unauthorized = res.statusCode === 401 || res.statusCode === 403;
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      this.attempt = 0;
+      this.setState('online');
+      this.armWatchdog();
+    });
+    ws.on('message', (data) => {
+      this.armWatchdog();
+      let msg: RelayEvent;
+      try {
+        msg = JSON.parse(String(data)) as RelayEvent;
+      } catch {
+        return; // a garbled frame is dropped; the next snapshot/catch-up repairs state
+      }
+      if (msg.type === 'snapshot' && typeof msg.cursor === 'number') this.cursor = msg.cursor;
+      if (msg.type === 'order.updated' && typeof msg.cursor === 'number') this.cursor = Math.max(this.cursor ?? 0, msg.cursor);
+      this.emit('event', msg);
+    });
+    ws.on('error', () => { /* followed by close; handled there */ });
+    ws.on('close', () => {
+      if (this.ws === ws) this.ws = null;
+      this.clearWatchdog();
+      if (this.stopped) return;
+      if (unauthorized) {
+        this.setState('unauthorized');
+        // A revoked token will not come back by itself; retry slowly in case the relay was wrong.
+        this.schedule(30_000);
+        return;
+      }
+      this.setState('offline');
+      const min = this.opts.minBackoffMs ?? 250;
+      const max = this.opts.maxBackoffMs ?? 5_000;
+      const delay = Math.min(max, min * 2 ** this.attempt++) * (0.75 + Math.random() * 0.5);
+      this.schedule(delay);
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => { this.timer = null; this.connect(); }, ms);
+    this.timer.unref?.();
+  }
+
+  private armWatchdog(): void {
+    this.clearWatchdog();
+    const ms = this.opts.heartbeatTimeoutMs ?? 45_000;
+    this.watchdog = setTimeout(() => this.ws?.terminate(), ms);
+    this.watchdog.unref?.();
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /** Drop the current link (tests, network change); it reconnects and catches up. */
+  drop(): void {
+    this.ws?.terminate();
+  }
+
+  close(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.clearWatchdog();
+    this.ws?.terminate();
+    this.ws = null;
+  }
+}

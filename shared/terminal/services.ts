@@ -1,0 +1,267 @@
+/**
+ * Terminal services: the TerminalApi over the relay, the print queue and the settings, plus the
+ * event stream the UI listens to. Plain Node: Electron's main process and the web host both wrap it.
+ */
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { Alert, CreateOrderRequest, Order, ReconciliationReport, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
+import { FINAL_STATES } from '../contracts/relay-api';
+import type {
+  ConnectionState, DailyTakings, OrderQuery, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings, TerminalApi, TerminalEvent,
+} from '../contracts/terminal-api';
+import { TerminalError } from './errors';
+import { PrintQueue } from './printing/queue';
+import type { SendOptions } from './printing/transport';
+import { RelayClient, type RelayEvents } from './relay-client';
+import { SettingsStore } from './settings';
+
+export interface TerminalServicesOptions {
+  /** Settings file; defaults to `<userDataDir>/settings.json`. */
+  settingsPath?: string;
+  /** Folder for settings and the print queue. */
+  userDataDir?: string;
+  /** Values forced over the stored settings at start (embedded default: relay URL and tokens). */
+  settingsOverrides?: Partial<Settings>;
+  /** Sandbox base URL on the embedded default (its phone page is `/sandbox`). */
+  sandboxUrl?: string | null;
+  shell?: 'electron' | 'web';
+  /** Printer transport override and timings (tests). */
+  printSend?: (uri: string, bytes: Buffer, opts: SendOptions) => Promise<void>;
+  printTimeoutMs?: number;
+  printRetryBaseMs?: number;
+  printWaitForAck?: boolean;
+  heartbeatTimeoutMs?: number;
+}
+
+export interface TerminalServices extends TerminalApi {
+  onEvent(listener: (e: TerminalEvent) => void): () => void;
+  readonly connection: ConnectionState;
+  close(): Promise<void>;
+}
+
+export async function startTerminalServices(opts: TerminalServicesOptions): Promise<TerminalServices> {
+  const svc = new Services(opts);
+  svc.connect();
+  return svc;
+}
+
+class Services implements TerminalServices {
+  private readonly store: SettingsStore;
+  private readonly queue: PrintQueue;
+  private readonly bus = new EventEmitter<{ event: [TerminalEvent] }>();
+  private relay!: RelayClient;
+  private events: RelayEvents | null = null;
+  private me: { terminal: string; role: Role } | null = null;
+  private managerOk: boolean | null = null;
+  private merchantNames: Record<string, string> = {};
+  private readonly orders = new Map<string, Order>();
+  private readonly receiptPending = new Set<string>();
+  connection: ConnectionState = 'connecting';
+
+  constructor(private readonly opts: TerminalServicesOptions) {
+    const dir = opts.userDataDir;
+    const settingsPath = opts.settingsPath ?? (dir ? join(dir, 'settings.json') : undefined);
+    if (!settingsPath) throw new TerminalError('BAD_CONFIG', 'startTerminalServices needs settingsPath or userDataDir');
+    const dataDir = dir ?? join(settingsPath, '..');
+    this.store = new SettingsStore(settingsPath, opts.settingsOverrides);
+    if (opts.settingsOverrides && Object.keys(opts.settingsOverrides).length) this.store.save(this.store.get());
+    this.queue = new PrintQueue({
+      path: join(dataDir, 'print-jobs.json'),
+      settings: () => this.store.get(),
+      send: opts.printSend,
+      timeoutMs: opts.printTimeoutMs,
+      retryBaseMs: opts.printRetryBaseMs,
+      waitForAck: opts.printWaitForAck,
+    });
+    this.queue.on('job', (job) => this.emit({ type: 'print.job', job }));
+  }
+
+  private emit(e: TerminalEvent): void {
+    this.bus.emit('event', e);
+  }
+
+  onEvent(listener: (e: TerminalEvent) => void): () => void {
+    this.bus.on('event', listener);
+    return () => this.bus.off('event', listener);
+  }
+
+  /** (Re)builds the relay client and event stream from the current settings. */
+  connect(): void {
+    const s = this.store.get();
+    this.events?.close();
+    this.me = null;
+    this.managerOk = null;
+    this.relay = new RelayClient({ baseUrl: s.relay_url, token: s.terminal_token, managerToken: s.manager_token || undefined });
+    this.events = this.relay.events({ heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs });
+    this.events.on('state', (st) => {
+      this.connection = st;
+      this.emit({ type: 'connection', state: st });
+    });
+    this.events.on('event', (e) => this.onRelayEvent(e));
+    this.events.start();
+    this.connection = this.events.state;
+  }
+
+  private onRelayEvent(e: RelayEvent): void {
+    if (e.type === 'snapshot') for (const o of e.orders) this.track(o);
+    if (e.type === 'order.updated') this.track(e.order);
+    this.emit(e);
+  }
+
+  /** Keeps the latest version of an order and prints the paid receipt once for our own orders. */
+  private track(o: Order): void {
+    const prev = this.orders.get(o.combine_out_trade_no);
+    if (prev && prev.version !== undefined && o.version !== undefined && o.version < prev.version) return;
+    this.orders.set(o.combine_out_trade_no, o);
+    if (this.orders.size > 2000) this.orders.delete(this.orders.keys().next().value!);
+    this.maybePrintReceipt(o);
+  }
+
+  private maybePrintReceipt(o: Order): void {
+    const no = o.combine_out_trade_no;
+    if (o.state !== 'SUCCESS' || this.receiptPending.has(no)) return;
+    // "Created by this terminal": this terminal printed its slip. A receipt job already present
+    // (also from before a restart) means it was printed or is being retried: never twice.
+    if (!this.queue.find(no, 'slip') || this.queue.find(no, 'receipt')) return;
+    this.receiptPending.add(no);
+    void this.queue.enqueue('receipt', o, this.merchantNames, false).finally(() => this.receiptPending.delete(no));
+  }
+
+  private async ensureMe(): Promise<{ terminal: string; role: Role }> {
+    if (!this.me) this.me = await this.relay.me();
+    return this.me;
+  }
+
+  private async ensureMerchantNames(): Promise<void> {
+    if (Object.keys(this.merchantNames).length) return;
+    await this.listMerchants().catch(() => undefined);
+  }
+
+  // ---- TerminalApi ----
+
+  async session(): Promise<SessionInfo> {
+    const s = this.store.get();
+    let terminal: string | null = null;
+    let role: Role | null = null;
+    if (s.relay_url && s.terminal_token) {
+      try {
+        ({ terminal, role } = await this.ensureMe());
+      } catch (err) {
+        if ((err as TerminalError).status === 401) this.connection = 'unauthorized';
+      }
+    }
+    let manager = role === 'manager';
+    if (!manager && s.manager_token && s.relay_url) {
+      if (this.managerOk === null) {
+        try {
+          this.managerOk = (await this.relay.managerMe()).role === 'manager';
+        } catch (err) {
+          if ((err as TerminalError).status === 401 || (err as TerminalError).status === 403) this.managerOk = false;
+        }
+      }
+      manager = !!this.managerOk;
+    }
+    return {
+      terminal, role, manager, relay_url: s.relay_url,
+      sandbox_url: this.opts.sandboxUrl ? `${this.opts.sandboxUrl.replace(/\/+$/, '')}/sandbox` : null,
+      shell: this.opts.shell ?? 'web',
+      connection: s.relay_url && s.terminal_token ? this.connection : 'unconfigured',
+    };
+  }
+
+  async getSettings(): Promise<Settings> {
+    return this.store.get();
+  }
+
+  async saveSettings(settings: Settings): Promise<SaveSettingsResult> {
+    const before = this.store.get();
+    const r = this.store.save(settings);
+    if (r.ok && (before.relay_url !== r.settings.relay_url || before.terminal_token !== r.settings.terminal_token || before.manager_token !== r.settings.manager_token)) {
+      this.merchantNames = {};
+      this.connect();
+    }
+    return r;
+  }
+
+  async listMerchants(): Promise<SubMerchantInfo[]> {
+    const r = await this.relay.merchants();
+    this.merchantNames = Object.fromEntries(r.sub_merchants.map((m) => [m.mchid, m.name]));
+    return r.sub_merchants;
+  }
+
+  async createOrder(req: CreateOrderRequest, idempotencyKey: string): Promise<Order> {
+    const order = await this.relay.createOrder(req, idempotencyKey);
+    await this.ensureMerchantNames();
+    this.track(order);
+    // A retried press (same idempotency key) returns the same order: one slip only.
+    if (order.code_url && !this.queue.find(order.combine_out_trade_no, 'slip')) {
+      // The slip prints in the background: a slow printer must not hold up the QR on screen.
+      void this.queue.enqueue('slip', order, this.merchantNames, false).then(() => this.maybePrintReceipt(this.orders.get(order.combine_out_trade_no) ?? order));
+    }
+    return order;
+  }
+
+  async getOrder(no: string, sync = false): Promise<Order> {
+    const o = await this.relay.getOrder(no, sync);
+    this.track(o);
+    return o;
+  }
+
+  async listOrders(query: OrderQuery = {}): Promise<Order[]> {
+    return this.relay.listOrders(query);
+  }
+
+  async openOrders(): Promise<Order[]> {
+    const me = await this.ensureMe();
+    const orders = await this.relay.listOrders({ open: true, terminal: me.terminal });
+    // Defensive: the relay filters already, but a non-final order of another terminal must not show.
+    return orders.filter((o) => o.terminal === me.terminal && !FINAL_STATES.includes(o.state));
+  }
+
+  async closeOrder(no: string): Promise<Order> {
+    const o = await this.relay.closeOrder(no);
+    this.track(o);
+    return o;
+  }
+
+  reconcileBills(billDate: string): Promise<ReconciliationReport> {
+    return this.relay.reconcile(billDate);
+  }
+
+  async listAlerts(): Promise<Alert[]> {
+    return (await this.relay.alerts()).alerts;
+  }
+
+  takings(date: string): Promise<DailyTakings> {
+    return this.relay.takings(date);
+  }
+
+  async print(kind: PrintKind, no: string, reprint = false): Promise<PrintJob> {
+    const order = this.orders.get(no) ?? (await this.getOrder(no));
+    if (kind === 'receipt' && order.state !== 'SUCCESS') throw new TerminalError('ORDER_NOT_PAID', `order ${no} is ${order.state}: no paid receipt to print`, { field: 'kind' });
+    if (kind === 'slip' && !order.code_url) throw new TerminalError('NO_CODE_URL', `order ${no} has no QR code to print`, { field: 'kind' });
+    await this.ensureMerchantNames();
+    // A second original would be indistinguishable from the first: once printed, it is a reprint.
+    const again = reprint || !!this.queue.find(no, kind, false);
+    return this.queue.enqueue(kind, order, this.merchantNames, again);
+  }
+
+  async printJobs(): Promise<PrintJob[]> {
+    return this.queue.list();
+  }
+
+  retryPrint(jobId: string): Promise<PrintJob> {
+    return this.queue.retry(jobId);
+  }
+
+  async customerPhoneUrl(): Promise<string | null> {
+    return this.opts.sandboxUrl ? `${this.opts.sandboxUrl.replace(/\/+$/, '')}/sandbox` : null;
+  }
+
+  async close(): Promise<void> {
+    this.events?.close();
+    this.events = null;
+    await this.queue.close();
+    this.bus.removeAllListeners();
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Manager and settings screens end to end on the full local stack: closing a stale unpaid order
+ * (through the CLOSE_TOO_EARLY wait), bill reconciliation with one injected mismatch, alerts,
+ * the takings chart, and settings validation.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../helpers/stack';
+import { closeBrowser, openApp, shot, type Session } from './browser';
+import { adjustBill, relayOrder, sandboxPay, shiftClock } from './sandbox-client';
+import type { Order } from '../../shared/contracts/relay-api';
+import { formatFen } from '../../renderer/src/money';
+
+// Closing is refused for the first few seconds after creation (the real rule is 5 minutes).
+const CLOSE_MIN_AGE = 6;
+
+let stack: Stack;
+let app: Session;
+
+beforeAll(async () => {
+  stack = await startStack({ closeMinAgeSeconds: CLOSE_MIN_AGE });
+  app = await openApp(stack.webUrl);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await closeBrowser();
+  await stack?.close();
+});
+
+async function waitState(no: string, state: Order['state']): Promise<Order> {
+  for (let i = 0; i < 100; i++) {
+    const o = await relayOrder(stack.relayUrl, stack.managerToken, no);
+    if (o.state === state) return o;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`order ${no} never became ${state}`);
+}
+
+const beijingToday = () => new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+
+describe('manager screen', () => {
+  it('closes a stale unpaid order, showing the CLOSE_TOO_EARLY countdown first', async () => {
+    const { page } = app;
+    const merchants = await stack.services.listMerchants();
+    const order = await stack.services.createOrder({
+      sub_orders: [
+        { mchid: merchants[0]!.mchid, description: '红烧牛肉面', amount: 2800 },
+        { mchid: merchants[1]!.mchid, description: '珍珠奶茶', amount: 1500 },
+      ],
+    }, `e2e-stale-${Date.now()}`);
+
+    await page.locator('[data-testid=tab-manager]').click();
+    await page.locator('[data-testid=stale-minutes]').fill('0');
+    await page.locator('[data-testid=stale-refresh]').click();
+    const row = page.locator(`[data-testid=stale-row][data-order="${order.combine_out_trade_no}"]`);
+    await row.waitFor();
+    const button = row.locator('[data-testid=close-order]');
+    await button.click();
+    // Too early: the button turns into a countdown and is disabled until it runs out.
+    await page.waitForFunction(
+      (sel) => /秒后可关闭/.test(document.querySelector(sel)?.textContent ?? ''),
+      `[data-order="${order.combine_out_trade_no}"] [data-testid=close-order]`,
+    );
+    expect(await button.isDisabled()).toBe(true);
+    await shot(page, 'manager-stale-countdown');
+    await page.waitForFunction(
+      (sel) => !(document.querySelector(sel) as HTMLButtonElement | null)?.disabled,
+      `[data-order="${order.combine_out_trade_no}"] [data-testid=close-order]`,
+      { timeout: (CLOSE_MIN_AGE + 5) * 1000 },
+    );
+    await button.click();
+    await page.locator(`[data-testid=stale-row][data-order="${order.combine_out_trade_no}"][data-state=CLOSED]`).waitFor();
+    expect((await relayOrder(stack.relayUrl, stack.managerToken, order.combine_out_trade_no)).state).toBe('CLOSED');
+    await shot(page, 'manager-stale-closed');
+  });
+
+  it('finds orders by number, date and state', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=mtab-search]').click();
+    const all = await stack.services.listOrders({ state: 'CLOSED' });
+    const target = all[0]!.combine_out_trade_no;
+    await page.locator('[data-testid=search-q]').fill(target.slice(-8));
+    await page.locator('[data-testid=search-date]').fill(beijingToday());
+    await page.locator('[data-testid=search-state]').selectOption('CLOSED');
+    await page.locator('[data-testid=search-go]').click();
+    const rows = page.locator('[data-testid=search-row]');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-order')).toBe(target);
+    await page.locator('[data-testid=search-state]').selectOption('SUCCESS');
+    await page.locator('[data-testid=search-go]').click();
+    await page.locator('[data-testid=search] .hint').waitFor();
+    await shot(page, 'manager-search');
+  });
+
+  it('reconciles the day’s bills with progress and lists the one injected mismatch', async () => {
+    const { page } = app;
+    const merchants = await stack.services.listMerchants();
+    const paidOrders: Order[] = [];
+    for (const [a, b] of [[2800, 1500], [2200, 900]] as const) {
+      const o = await stack.services.createOrder({
+        sub_orders: [
+          { mchid: merchants[0]!.mchid, description: '面', amount: a },
+          { mchid: merchants[1]!.mchid, description: '茶', amount: b },
+        ],
+      }, `e2e-bill-${a}-${Date.now()}`);
+      await sandboxPay(stack.sandboxUrl, o.code_url!);
+      paidOrders.push(await waitState(o.combine_out_trade_no, 'SUCCESS'));
+    }
+    const billDate = beijingToday();
+    const victim = paidOrders[1]!.sub_orders[0]!;
+    await adjustBill(stack.sandboxUrl, { out_trade_no: victim.out_trade_no, amount: victim.amount - 100 });
+    // Bills are ready the next day from 10:00 Beijing: move the simulator's business clock on.
+    await shiftClock(stack.sandboxUrl, 2 * 86400);
+
+    await page.locator('[data-testid=mtab-bills]').click();
+    await page.locator('[data-testid=bill-date]').fill(billDate);
+    await page.locator('[data-testid=reconcile]').click();
+    const report = page.locator('[data-testid=bill-report]');
+    await report.waitFor({ timeout: 30_000 });
+    expect(await report.getAttribute('data-ok')).toBe('false');
+    const progress = page.locator('[data-testid=bill-progress]');
+    expect(Number(await progress.getAttribute('data-total'))).toBeGreaterThan(0);
+    expect(await progress.getAttribute('data-done')).toBe(await progress.getAttribute('data-total'));
+    const rows = page.locator('[data-testid=mismatch]');
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-kind')).toBe('AMOUNT_MISMATCH');
+    expect(await rows.first().getAttribute('data-out-trade-no')).toBe(victim.out_trade_no);
+    const text = await rows.first().textContent();
+    expect(text).toContain('金额不一致');
+    expect(text).toContain(formatFen(victim.amount));
+    await shot(page, 'manager-bills-mismatch');
+
+    await page.locator('[data-testid=mtab-alerts]').click();
+    await page.locator('[data-testid=alerts]').waitFor();
+    await shot(page, 'manager-alerts');
+    await shiftClock(stack.sandboxUrl, 0);
+  });
+
+  it('charts the day’s takings per sub-merchant', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=mtab-takings]').click();
+    const bars = page.locator('[data-testid=takings-bar]');
+    await bars.first().waitFor();
+    const merchants = await stack.services.listMerchants();
+    const expected = await stack.services.takings(beijingToday());
+    const first = expected.merchants.find((m) => m.mchid === merchants[0]!.mchid)!;
+    expect(first.amount).toBe(2800 + 2200);
+    const bar = page.locator(`[data-testid=takings-bar][data-mchid="${first.mchid}"]`);
+    expect(await bar.getAttribute('data-amount')).toBe(String(first.amount));
+    expect(await bar.textContent()).toContain('¥50.00');
+    await shot(page, 'manager-takings');
+  });
+});
+
+describe('settings screen', () => {
+  it('shows validation messages next to the fields and keeps the stored settings', async () => {
+    const { page } = app;
+    const before = await stack.services.getSettings();
+    await page.locator('[data-testid=tab-settings]').click();
+    await page.locator('#f-relay_url').fill('not a url');
+    await page.locator('#f-stale_minutes').fill('-3');
+    await page.locator('[data-testid=settings-save]').click();
+    await page.locator('.field.invalid[data-field=relay_url]').waitFor();
+    expect((await page.locator('[data-testid=error-relay_url]').textContent())!.length).toBeGreaterThan(0);
+    expect(await page.locator('[data-testid=settings-status]').textContent()).toBe('请修改标红的项目');
+    await shot(page, 'settings-invalid');
+    expect(await stack.services.getSettings()).toEqual(before);
+  });
+
+  it('switches the whole screen to English', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=lang]').click();
+    await page.locator('[data-testid=tab-cashier]').click();
+    expect(await page.locator('[data-testid=tab-cashier]').textContent()).toBe('Cashier');
+    expect(await page.locator('[data-testid=charge]').textContent()).toBe('Charge ¥0.00');
+    await shot(page, 'cashier-english');
+    expect((await stack.services.getSettings()).language).toBe('en');
+  });
+});

@@ -1,0 +1,29 @@
+/** The tests' hands on the sandbox and relay: plays the buyer, shifts the clock, injects bill faults. */
+import type { Order } from '../../shared/contracts/relay-api';
+
+async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} → ${res.status} ${text}`);
+  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+}
+
+export interface PayResult {
+  combine_out_trade_no: string;
+  state: string;
+  sub_orders: { out_trade_no: string; transaction_id: string }[];
+}
+
+export const sandboxPay = (sandboxUrl: string, codeUrl: string, extra: Record<string, unknown> = {}) =>
+  post(`${sandboxUrl}/sandbox/pay`, { code_url: codeUrl, ...extra }) as Promise<unknown> as Promise<PayResult>;
+
+export const shiftClock = (sandboxUrl: string, seconds: number) => post(`${sandboxUrl}/sandbox/control/clock`, { offset_seconds: seconds });
+
+export const adjustBill = (sandboxUrl: string, adj: { out_trade_no: string; amount?: number; drop?: boolean }) =>
+  post(`${sandboxUrl}/sandbox/control/bill-adjust`, adj);
+
+export async function relayOrder(relayUrl: string, token: string, no: string): Promise<Order> {
+  const res = await fetch(`${relayUrl}/v1/orders/${encodeURIComponent(no)}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`relay order ${no} → ${res.status} ${await res.text()}`);
+  return (await res.json()) as Order;
+}

@@ -1,0 +1,161 @@
+/**
+ * Test wiring for the relay: a fresh sandbox (real HTTP server) and a relay on loopback,
+ * port 0 everywhere, tokens for a cashier and a manager, and small HTTP/WebSocket helpers.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { initSandbox, startSandbox } from '../../shared/sandbox/index';
+import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
+import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
+import { createLogger } from '../../shared/relay/log';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Env {
+  dir: string;
+  sandboxUrl: string;
+  relayUrl: string;
+  config: RelayConfig;
+  cashier: string;
+  manager: string;
+  merchant: { mchid: string; appid: string; sub_merchants: { mchid: string; name: string }[] };
+  restartRelay(): Promise<void>;
+  stopRelay(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface EnvOptions {
+  queryAfterSeconds?: number;
+  closeMinAgeSeconds?: number;
+  sandboxCloseMinAgeSeconds?: number;
+  timeScale?: number;
+  heartbeatSeconds?: number;
+  relayEnv?: Record<string, string>;
+}
+
+export async function startEnv(o: EnvOptions = {}): Promise<Env> {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-e2e-'));
+  const { merchantDir } = await initSandbox(dir);
+  const sandbox = await startSandbox({ dir, port: 0, timeScale: o.timeScale ?? 600, closeMinAgeSeconds: o.sandboxCloseMinAgeSeconds ?? o.closeMinAgeSeconds ?? 300 });
+  const port = await freePort();
+  const config = loadRelayConfig({
+    WECHATPAY_CREDENTIALS_DIR: merchantDir,
+    WECHATPAY_BASE_URL: sandbox.url,
+    RELAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    RELAY_PORT: String(port),
+    RELAY_DB: join(dir, 'relay.db'),
+    RELAY_QUERY_AFTER_SECONDS: String(o.queryAfterSeconds ?? 30),
+    RELAY_CLOSE_MIN_AGE_SECONDS: String(o.closeMinAgeSeconds ?? 300),
+    RELAY_HEARTBEAT_SECONDS: String(o.heartbeatSeconds ?? 15),
+    RELAY_RECONCILE_TICK_MS: '100',
+    RELAY_LOG_LEVEL: process.env.RELAY_TEST_LOG ?? 'silent',
+    ...o.relayEnv,
+  });
+  const cashier = addTerminal(config, 'till-1', 'cashier');
+  const manager = addTerminal(config, 'boss', 'manager');
+  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: createLogger(config.logLevel) });
+  const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
+  return {
+    dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant,
+    async stopRelay() {
+      await relay?.close();
+      relay = null;
+    },
+    async restartRelay() {
+      await relay?.close();
+      relay = await startRelay(config, { log: createLogger(config.logLevel) });
+    },
+    async close() {
+      await relay?.close();
+      await sandbox.close();
+    },
+  };
+}
+
+export async function api<T = any>(base: string, method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : (undefined as T) };
+}
+
+export function orderBody(env: Env, amounts: number[] = [2800, 1500]) {
+  return {
+    sub_orders: amounts.map((amount, i) => ({ mchid: env.merchant.sub_merchants[i % env.merchant.sub_merchants.length]!.mchid, description: `商品${i + 1}`, amount })),
+    description: '测试订单',
+  };
+}
+
+export async function createOrder(env: Env, amounts?: number[]): Promise<Order> {
+  const r = await api<Order>(env.relayUrl, 'POST', '/v1/orders', env.cashier, orderBody(env, amounts));
+  if (r.status !== 201) throw new Error(`create failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+export async function pay(env: Env, order: Order, extra: Record<string, unknown> = {}) {
+  return api(env.sandboxUrl, 'POST', '/sandbox/pay', null, { code_url: order.code_url, ...extra });
+}
+
+/** A WebSocket on /v1/events collecting every message. */
+export class EventsClient {
+  readonly messages: RelayEvent[] = [];
+  private waiters: { pred: (m: RelayEvent) => boolean; resolve: (m: RelayEvent) => void }[] = [];
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as RelayEvent;
+      this.messages.push(m);
+      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
+    });
+  }
+  static connect(env: Env, token: string, since?: number): Promise<EventsClient> {
+    const url = env.relayUrl.replace('http', 'ws') + '/v1/events' + (since !== undefined ? `?since=${since}` : '');
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${token}` } });
+    const c = new EventsClient(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(c));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    });
+  }
+  next(pred: (m: RelayEvent) => boolean, timeoutMs = 10_000): Promise<RelayEvent> {
+    const found = this.messages.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('timed out waiting for an event')), timeoutMs);
+      this.waiters.push({ pred, resolve: (m) => { clearTimeout(t); resolve(m); } });
+    });
+  }
+  updates(no: string): Order[] {
+    return this.messages.flatMap((m) => (m.type === 'order.updated' && m.order.combine_out_trade_no === no ? [m.order] : []));
+  }
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(everyMs);
+  }
+}

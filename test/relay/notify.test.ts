@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, createOrder, EventsClient, sleep, startEnv, type Env } from './env';
+import { NotificationForge, post } from './forge';
+
+let env: Env;
+let forge: NotificationForge;
+beforeAll(async () => {
+  env = await startEnv({ queryAfterSeconds: 3600 });
+  forge = new NotificationForge(env.dir);
+});
+afterAll(async () => env?.close());
+
+const stateOf = async (no: string) => (await api(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body.state;
+
+describe('payment notifications', () => {
+  it('200 concurrent deliveries of one notification: one transition, one push', async () => {
+    const order = await createOrder(env);
+    const ws = await EventsClient.connect(env, env.cashier);
+    await ws.next((m) => m.type === 'snapshot');
+    const n = forge.build(order, { id: 'EV-dup-' + order.combine_out_trade_no });
+    const replies = await Promise.all(Array.from({ length: 200 }, () => post(env.relayUrl, n)));
+    expect(replies.every((r) => r.status === 204)).toBe(true);
+    expect(await stateOf(order.combine_out_trade_no)).toBe('SUCCESS');
+    await ws.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === order.combine_out_trade_no && m.order.state === 'SUCCESS');
+    await sleep(300);
+    expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
+    // A later re-delivery with a new id is still a no-op (the state is final).
+    expect((await post(env.relayUrl, forge.build(order))).status).toBe(204);
+    await sleep(200);
+    expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
+    ws.close();
+  });
+
+  it.each([
+    ['forged (unknown key, right serial)', { key: NotificationForge.strangerKey() }, 401],
+    ['tampered body', { tamper: true }, 401],
+    ['stale timestamp', { skewMs: -310_000 }, 401],
+    ['future timestamp', { skewMs: 310_000 }, 401],
+    ['signature probe', { probe: true }, 401],
+    ['unknown serial', { serial: 'PUB_KEY_ID_0000000000000000' }, 401],
+  ])('refuses a %s notification and changes nothing', async (_name, opts, status) => {
+    const order = await createOrder(env);
+    const r = await post(env.relayUrl, forge.build(order, opts));
+    expect(r.status).toBe(status);
+    expect(r.body.code).toBe('FAIL');
+    expect(typeof r.body.message).toBe('string');
+    expect(await stateOf(order.combine_out_trade_no)).toBe('NOTPAY');
+  });
+
+  it('refuses wrong amounts and wrong mchids, stores an alert and pushes it to managers', async () => {
+    const mws = await EventsClient.connect(env, env.manager);
+    const order = await createOrder(env, [2800, 1500]);
+    const r = await post(env.relayUrl, forge.build(order, { amounts: [2800, 1] }));
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ code: 'FAIL' });
+    expect(await stateOf(order.combine_out_trade_no)).toBe('NOTPAY');
+    const pushed = await mws.next((m) => m.type === 'alert' && m.alert.combine_out_trade_no === order.combine_out_trade_no);
+    expect(pushed.type === 'alert' && pushed.alert.kind).toBe('AMOUNT_MISMATCH');
+    const r2 = await post(env.relayUrl, forge.build(order, { mchids: [order.sub_orders[1]!.mchid, order.sub_orders[0]!.mchid] }));
+    expect(r2.status).toBe(400);
+    expect(await stateOf(order.combine_out_trade_no)).toBe('NOTPAY');
+    const alerts = await api(env.relayUrl, 'GET', '/v1/alerts', env.manager);
+    expect(alerts.status).toBe(200);
+    const mine = alerts.body.alerts.filter((a: any) => a.combine_out_trade_no === order.combine_out_trade_no);
+    expect(mine.map((a: any) => a.kind).sort()).toEqual(['AMOUNT_MISMATCH', 'MCHID_MISMATCH']);
+    expect((await api(env.relayUrl, 'GET', '/v1/alerts', env.cashier)).status).toBe(403);
+    // The genuine notification still applies afterwards.
+    expect((await post(env.relayUrl, forge.build(order))).status).toBe(204);
+    expect(await stateOf(order.combine_out_trade_no)).toBe('SUCCESS');
+    mws.close();
+  });
+
+  it('refuses oversized bodies and unknown orders', async () => {
+    const r = await fetch(env.relayUrl + '/wechatpay/notify', { method: 'POST', body: 'x'.repeat(70_000), headers: { 'Content-Type': 'application/json' } });
+    expect(r.status).toBe(413);
+    expect((await r.json()).code).toBe('FAIL');
+    const order = await createOrder(env);
+    const ghost = { ...order, combine_out_trade_no: 'C0000000000000000' };
+    expect((await post(env.relayUrl, forge.build(ghost))).status).toBe(404);
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * Smoke test of the whole embedded default on loopback: terminal services create an order through
+ * the real relay and sandbox, the slip prints at a TCP capture printer, the sandbox buyer pays,
+ * SUCCESS arrives as an event and the paid receipt prints once; a restart reuses the data folder.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Order } from '../../shared/contracts/relay-api';
+import type { TerminalEvent } from '../../shared/contracts/terminal-api';
+import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
+import { startStack, type Stack } from '../helpers/stack';
+
+let printer: EscPosCapture;
+let stack: Stack;
+let dir: string;
+const events: TerminalEvent[] = [];
+
+beforeAll(async () => {
+  printer = await startEscPosCapture();
+  dir = mkdtempSync(join(tmpdir(), 'pos-smoke-'));
+  stack = await startStack({ dir, printer: printer.uri });
+  stack.services.onEvent((e) => events.push(e));
+});
+afterAll(async () => {
+  await stack?.close();
+  await printer.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, f: () => T | undefined | null | false, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('embedded stack', () => {
+  let order: Order;
+
+  it('session: cashier terminal with manager unlocked and the phone page', async () => {
+    const s = await stack.services.session();
+    expect(s).toMatchObject({ terminal: 'cashier-1', role: 'cashier', manager: true, shell: 'web', sandbox_url: `${stack.sandboxUrl}/sandbox` });
+    await until('online', () => stack.services.connection === 'online');
+    expect(await stack.services.customerPhoneUrl()).toBe(`${stack.sandboxUrl}/sandbox`);
+  });
+
+  it('create → slip printed with the QR of code_url', async () => {
+    const merchants = await stack.services.listMerchants();
+    expect(merchants.length).toBeGreaterThanOrEqual(3);
+    order = await stack.services.createOrder({
+      sub_orders: [
+        { mchid: merchants[0]!.mchid, description: '陶喆专辑', amount: 9900 },
+        { mchid: merchants[1]!.mchid, description: '奶茶 ×2', amount: 2600 },
+      ],
+    }, 'smoke-key-0001');
+    expect(order.state).toBe('NOTPAY');
+    expect(order.code_url).toMatch(/^weixin:\/\//);
+    const slip = (await printer.waitForJob(0)).decoded;
+    expect(slip.qr).toEqual([order.code_url]);
+    expect(slip.text).toContain('陶喆专辑');
+    expect(slip.text).toContain('¥125.00');
+    expect(slip.cut).toBe(true);
+    // The same press retried (same idempotency key): same order, no second slip.
+    const again = await stack.services.createOrder({ sub_orders: [{ mchid: merchants[0]!.mchid, description: '陶喆专辑', amount: 9900 }, { mchid: merchants[1]!.mchid, description: '奶茶 ×2', amount: 2600 }] }, 'smoke-key-0001');
+    expect(again.combine_out_trade_no).toBe(order.combine_out_trade_no);
+    expect((await stack.services.openOrders()).map((o) => o.combine_out_trade_no)).toContain(order.combine_out_trade_no);
+  });
+
+  it('the buyer pays → SUCCESS event → paid receipt printed once with the transaction ids', async () => {
+    const res = await fetch(`${stack.sandboxUrl}/sandbox/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code_url: order.code_url }) });
+    expect(res.status).toBe(200);
+    const paid = (await res.json()) as { sub_orders: { out_trade_no: string; transaction_id: string }[] };
+    await until('SUCCESS event', () => events.some((e) => e.type === 'order.updated' && e.order.combine_out_trade_no === order.combine_out_trade_no && e.order.state === 'SUCCESS'));
+    const receipt = (await printer.waitForJob(1)).decoded;
+    expect(receipt.text).toContain('支付成功');
+    for (const s of paid.sub_orders) expect(receipt.text).toContain(s.transaction_id);
+    expect(receipt.qr).toEqual([]);
+    expect(receipt.text).not.toContain('REPRINT');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(printer.jobs).toHaveLength(2);
+    expect(events.some((e) => e.type === 'print.job' && e.job.kind === 'receipt' && e.job.state === 'done')).toBe(true);
+  });
+
+  it('reprint on demand is marked REPRINT', async () => {
+    const job = await stack.services.print('receipt', order.combine_out_trade_no, true);
+    expect(job).toMatchObject({ state: 'done', reprint: true });
+    expect((await printer.waitForJob(2)).decoded.text).toContain('REPRINT');
+    await expect(stack.services.print('slip', 'NOSUCHORDER1')).rejects.toMatchObject({ code: expect.any(String) });
+  });
+
+  it('a restart reuses the data folder: same tokens, same history, no duplicate receipt', async () => {
+    const tokens = [stack.cashierToken, stack.managerToken];
+    await stack.close();
+    stack = await startStack({ dir, printer: printer.uri });
+    expect([stack.cashierToken, stack.managerToken]).toEqual(tokens);
+    expect((await stack.services.getOrder(order.combine_out_trade_no)).state).toBe('SUCCESS');
+    await until('online again', () => stack.services.connection === 'online');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(printer.jobs).toHaveLength(3);
+  });
+});
