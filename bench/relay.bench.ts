@@ -106,7 +106,8 @@ async function serveChild(kind: string, dir: string, dbPath: string): Promise<vo
 interface Child { proc: ChildProcess; url: string; cpu: Promise<number> }
 
 function spawnServer(kind: string, dir: string, dbPath: string, port = 0): Promise<Child> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', SELF, 'serve', kind, dir, dbPath], {
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...prof, '--import', 'tsx', SELF, 'serve', kind, dir, dbPath], {
     env: { ...process.env, BENCH_PORT: String(port) }, stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
@@ -276,7 +277,9 @@ async function main(): Promise<void> {
   console.log(`throughput: autocannon ${CONNECTIONS} connections × ${DURATION_S}s per target; ${notes.length} distinct notifications, then repeats (duplicates)`);
 
   const results: Record<string, Load> = {};
+  const only = process.env.BENCH_ONLY?.split(',');
   for (const kind of ['bare', 'minimal', 'relay'] as const) {
+    if (only && !only.includes(kind)) continue;
     const db = join(dir, `${kind}.db`);
     copyFileSync(seedDb, db);
     const port = 20000 + Math.floor(Math.random() * 20000);
@@ -294,6 +297,7 @@ async function main(): Promise<void> {
     const label = { bare: '(a) bare node:http 204', minimal: '(b) minimal verify+decrypt+txn', relay: '(c) relay' }[kind];
     console.log(`${label.padEnd(32)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  server CPU ${r.cpuPerReq.toFixed(0)} µs/req (≈${(1e6 / r.cpuPerReq).toFixed(0)}/s per core)  non2xx ${r.non2xx} errors ${r.errors}${r.paid !== undefined ? `  orders paid ${r.paid}` : ''}`);
   }
+  if (only) return;
   const a = results.bare!, b = results.minimal!, c = results.relay!;
   console.log(`ratio relay/minimal = ${(c.rps / b.rps).toFixed(2)} by req/s, ${(b.cpuPerReq! / c.cpuPerReq!).toFixed(2)} by server CPU per request (target ≥ 0.80)`);
   console.log(`ratio relay/bare    = ${(c.rps / a.rps).toFixed(2)}; minimal/bare = ${(b.rps / a.rps).toFixed(2)}`);

@@ -8,7 +8,6 @@ import { app, BrowserWindow, ipcMain, protocol, session, shell } from 'electron'
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
-import { startEmbedded } from '../shared/terminal/embedded';
 import { startTerminalServices, type TerminalServices } from '../shared/terminal/services';
 import { CSP } from '../shared/terminal/web-host';
 import { APP_ORIGIN, forwardEvents, registerIpcHandlers } from './ipc';
@@ -26,9 +25,25 @@ let services: TerminalServices | null = null;
 let stop: (() => Promise<void>) | null = null;
 let sandboxOrigin: string | null = null;
 
+/**
+ * Three ways to run, in order: `npm start` already runs the embedded stack in Node and passes its
+ * relay via POS_RELAY_URL/POS_TERMINAL_TOKEN/POS_MANAGER_TOKEN/POS_SANDBOX_URL (so Electron never
+ * loads better-sqlite3 built for Node); a relay configured in `<userData>/settings.json` (real
+ * use); otherwise the embedded default in this process (packaged app, better-sqlite3 rebuilt).
+ */
 async function startServices(): Promise<void> {
   const userData = app.getPath('userData');
   const settingsPath = join(userData, 'settings.json');
+  const env = process.env;
+  if (env.POS_RELAY_URL) {
+    services = await startTerminalServices({
+      userDataDir: join(userData, 'launched'), shell: 'electron', sandboxUrl: env.POS_SANDBOX_URL || null,
+      settingsOverrides: { relay_url: env.POS_RELAY_URL, terminal_token: env.POS_TERMINAL_TOKEN ?? '', manager_token: env.POS_MANAGER_TOKEN ?? '' },
+    });
+    sandboxOrigin = env.POS_SANDBOX_URL ? new URL(env.POS_SANDBOX_URL).origin : null;
+    stop = () => services!.close();
+    return;
+  }
   let remote = false;
   try {
     remote = !!(JSON.parse(readFileSync(settingsPath, 'utf8')) as { relay_url?: string }).relay_url;
@@ -36,12 +51,13 @@ async function startServices(): Promise<void> {
     remote = false;
   }
   if (remote) {
-    // Real use: a relay configured in the settings.
     services = await startTerminalServices({ settingsPath, userDataDir: userData, shell: 'electron' });
     stop = () => services!.close();
     return;
   }
-  const e = await startEmbedded({ dataDir: process.env.POS_DATA_DIR || join(userData, 'embedded'), webHost: false, shell: 'electron', rendererDir });
+  // Loaded lazily: the relay's native SQLite module is only needed on the embedded default.
+  const { startEmbedded } = await import('../shared/terminal/embedded');
+  const e = await startEmbedded({ dataDir: env.POS_DATA_DIR || join(userData, 'embedded'), webHost: false, shell: 'electron', rendererDir });
   services = e.services;
   sandboxOrigin = new URL(e.sandboxUrl).origin;
   stop = () => e.close();

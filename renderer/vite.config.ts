@@ -3,11 +3,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
-// Preact TSX through esbuild's automatic runtime (no preset plugin installed).
+// Preact TSX through Oxc's automatic JSX runtime (Vite 8 transforms with Oxc; no preset plugin installed).
 export default defineConfig({
   root,
   base: './',
-  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: fileURLToPath(new URL('../dist/renderer', import.meta.url)),
     emptyOutDir: true,
@@ -16,5 +16,4 @@ export default defineConfig({
     assetsInlineLimit: 0,
     target: 'es2022',
   },
-  resolve: { alias: { react: 'preact/compat', 'react-dom': 'preact/compat' } },
 });

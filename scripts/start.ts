@@ -52,9 +52,21 @@ const dataDir = defaultDataDir();
 const electron = process.env.POS_NO_ELECTRON ? null : electronBinary();
 if (electron) {
   run(process.execPath, ['--import', 'tsx', join(root, 'scripts/build-electron.ts')]);
-  say(`launching Electron (${electron}); data folder ${dataDir}`);
-  const child = spawn(electron, [join(root, 'dist/electron/main.cjs')], { stdio: 'inherit', env: { ...process.env, POS_DATA_DIR: dataDir, POS_RENDERER_DIR: rendererDir } });
-  child.on('exit', (code) => process.exit(code ?? 0));
+  // The stack runs here in Node (better-sqlite3 is built for Node); Electron runs the terminal
+  // services and the window, and reaches the relay over loopback.
+  const e = await startEmbedded({ dataDir, rendererDir, webHost: false, shell: 'electron' });
+  say(`${e.created ? 'created' : 'reusing'} data folder ${dataDir}`);
+  say(`launching Electron (${electron}); sandbox ${e.sandboxUrl}, relay ${e.relayUrl}`);
+  // Electron keeps its own services: these would print the same receipts twice.
+  await e.services.close();
+  const child = spawn(electron, [join(root, 'dist/electron/main.cjs')], {
+    stdio: 'inherit',
+    env: {
+      ...process.env, POS_RENDERER_DIR: rendererDir, POS_RELAY_URL: e.relayUrl, POS_TERMINAL_TOKEN: e.cashierToken,
+      POS_MANAGER_TOKEN: e.managerToken, POS_SANDBOX_URL: e.sandboxUrl,
+    },
+  });
+  child.on('exit', (code) => void e.close().finally(() => process.exit(code ?? 0)));
 } else {
   const e = await startEmbedded({ dataDir, rendererDir, shell: 'web' });
   say(`${e.created ? 'created' : 'reusing'} data folder ${dataDir}`);
@@ -62,14 +74,24 @@ if (electron) {
   const browser = chromium();
   const display = !!(process.env.DISPLAY || process.env.WAYLAND_DISPLAY);
   let profile: string | null = null;
+  let browserChild: ReturnType<typeof spawn> | null = null;
   if (browser && display) {
     profile = mkdtempSync(join(tmpdir(), 'pos-chromium-'));
     say(`Electron binary not present: opening the app in Chromium (${browser})`);
-    const child = spawn(browser, [
+    const args = [
       `--app=${e.webUrl}`, `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check', '--disable-sync',
       '--disable-extensions', '--window-size=1280,800',
-    ], { stdio: 'ignore' });
-    child.on('exit', () => say('Chromium closed; the app keeps running at the URL below (Ctrl+C to stop)'));
+    ];
+    // Chromium refuses to run as root with its sandbox (containers, kiosks): only then turn it off.
+    if (process.getuid?.() === 0) args.push('--no-sandbox');
+    const child = spawn(browser, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    browserChild = child;
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-2000); });
+    child.on('exit', (code) => {
+      if (code) say(`Chromium exited with ${code}: ${err.trim().split('\n').pop() ?? ''}`);
+      say('Chromium closed; the app keeps running at the URL below (Ctrl+C to stop)');
+    });
   } else {
     say(`Electron binary not present and ${browser ? 'no display' : 'no Chromium'}: open this URL in a browser:`);
   }
@@ -79,6 +101,7 @@ if (electron) {
     if (stopping) return;
     stopping = true;
     say('stopping');
+    browserChild?.kill();
     await e.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
     process.exit(0);

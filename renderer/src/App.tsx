@@ -1,6 +1,6 @@
 /** Shell of the screens: header (tabs, connection, language) and the boot sequence. */
 import { useEffect, useState } from 'preact/hooks';
-import type { PreloadApi } from '../../shared/contracts/terminal-api';
+import type { RendererApi } from './api';
 import { api, getState, handleEvent, mergeOrders, mergePrintJobs, setApi, update, useAppState } from './store';
 import { language, setLanguage, t } from './i18n';
 import { Cashier } from './screens/Cashier';
@@ -25,7 +25,7 @@ export async function refresh(): Promise<void> {
   if (jobs.status === 'fulfilled') mergePrintJobs(jobs.value);
 }
 
-export function App({ pos }: { pos: PreloadApi }) {
+export function App({ pos }: { pos: RendererApi }) {
   const s = useAppState();
   const [screen, setScreen] = useState<Screen>('cashier');
   const [booted, setBooted] = useState(false);
@@ -39,12 +39,20 @@ export function App({ pos }: { pos: PreloadApi }) {
       if (e.type === 'connection' && e.state === 'online' && last !== 'online') void refresh();
       if (e.type === 'connection') last = e.state;
     });
+    // A reopened event stream may have missed changes: reload what the screens show.
+    let opened = 0;
+    const offOpen = pos.onStreamOpen?.(() => {
+      if (opened++ > 0) void refresh();
+    });
     void refresh().finally(() => {
       setBooted(true);
       const c = getState().session?.connection;
       if (c === 'unconfigured' || c === 'unauthorized') setScreen('settings');
     });
-    return off;
+    return () => {
+      off();
+      offOpen?.();
+    };
   }, [pos]);
 
   const toggleLanguage = async () => {

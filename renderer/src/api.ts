@@ -49,8 +49,11 @@ export function takeSecret(): string | null {
 
 type Listener = (event: TerminalEvent) => void;
 
+/** The preload API, plus (HTTP only) a hook called each time the event stream (re)opens. */
+export type RendererApi = PreloadApi & { onStreamOpen?(listener: () => void): () => void };
+
 /** HTTP client of the web host: `POST /api/<method>` and an SSE stream read through fetch. */
-export function createHttpApi(secret: string, base = ''): PreloadApi {
+export function createHttpApi(secret: string, base = ''): RendererApi {
   const headers = { Authorization: `Bearer ${secret}` };
 
   async function call(method: TerminalMethod, args: unknown[]): Promise<unknown> {
@@ -64,6 +67,8 @@ export function createHttpApi(secret: string, base = ''): PreloadApi {
     } catch (err) {
       throw new ApiFailure({ code: 'NETWORK', message: err instanceof Error ? err.message : String(err) });
     }
+    // The web host itself refuses a wrong per-launch secret (page opened from an old address).
+    if (res.status === 401) throw new ApiFailure({ code: 'SESSION_EXPIRED', message: 'web host refused the per-launch secret' });
     let result: ApiResult<unknown>;
     try {
       result = (await res.json()) as ApiResult<unknown>;
@@ -76,6 +81,7 @@ export function createHttpApi(secret: string, base = ''): PreloadApi {
   }
 
   const listeners = new Set<Listener>();
+  const openListeners = new Set<() => void>();
   let streaming = false;
 
   async function stream(): Promise<void> {
@@ -85,6 +91,7 @@ export function createHttpApi(secret: string, base = ''): PreloadApi {
         const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' } });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         backoff = 250;
+        for (const l of openListeners) l();
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         let buf = '';
         for (;;) {
@@ -130,7 +137,11 @@ export function createHttpApi(secret: string, base = ''): PreloadApi {
     }
     return () => listeners.delete(listener);
   };
-  return api as unknown as PreloadApi;
+  api.onStreamOpen = (listener: () => void) => {
+    openListeners.add(listener);
+    return () => openListeners.delete(listener);
+  };
+  return api as unknown as RendererApi;
 }
 
 /** Wraps the preload so every rejection becomes an ApiFailure, like the HTTP client. */
@@ -156,7 +167,7 @@ declare global {
   }
 }
 
-export function connectApi(): PreloadApi | null {
+export function connectApi(): RendererApi | null {
   if (window.pos) return wrapPreload(window.pos);
   const secret = takeSecret();
   return secret ? createHttpApi(secret) : null;

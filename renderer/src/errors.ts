@@ -23,6 +23,7 @@ export function friendly(err: unknown): FriendlyError {
   if (code === 'NETWORK' || code === 'OFFLINE' || code.startsWith('RELAY_') || code === 'TIMEOUT' || code === 'UNCONFIGURED')
     return out(t('err.offline'));
   if (code === 'UNAUTHORIZED' || code === 'INVALID_TOKEN' || code === 'BAD_TOKEN') return out(t('err.unauthorized'));
+  if (code === 'SESSION_EXPIRED') return out(t('err.sessionExpired'));
   if (code === 'FORBIDDEN' || code === 'NOT_MANAGER') return out(t('err.forbidden'));
   if (code === 'NOT_FOUND' || code === 'ORDER_NOT_FOUND' || code === 'ORDER_NOT_EXIST') return out(t('err.notFound'));
   if (code === 'ORDER_FINAL') return out(t('err.orderFinal'));

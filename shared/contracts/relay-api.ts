@@ -87,6 +87,10 @@ export interface ErrorBody {
   field?: string;
   /** 409 CLOSE_TOO_EARLY */
   retry_after_seconds?: number;
+  /** Extension, 502 UPSTREAM_*: WeChat Pay's own error code. */
+  upstream_code?: string | null;
+  /** Extension, 502 on create: the order as recorded (creation FAILED, error_code set). */
+  order?: Order;
 }
 
 export interface BillRequest {

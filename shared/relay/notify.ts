@@ -10,7 +10,7 @@ import type { CombineOrderResult } from '../wechatpay/models';
 import type { Db } from './db';
 import type { Logger } from './log';
 import { checkResult, type OrderService } from './orders';
-import type { OrderStore } from './store';
+import type { Change, OrderStore } from './store';
 import type { PayClient } from './upstream';
 import { readBody } from './body';
 import { RelayError } from './errors';
@@ -46,8 +46,8 @@ export class NotificationHandler {
       const now = Date.now();
       const inserted = this.insertNotification.run(id, no, eventType, new Date(now).toISOString(), 0).changes;
       if (inserted === 0) return { kind: 'duplicate' };
-      const cursor = this.store.transitionInTx(no, check.transition, now);
-      return { kind: 'applied', cursor, state: check.transition.state };
+      const change = this.store.transitionInTx(no, check.transition, now, subs);
+      return { kind: 'applied', change, state: check.transition.state };
     });
     this.tx = (id: string, eventType: string, r: CombineOrderResult) => apply.immediate(id, eventType, r);
   }
@@ -96,8 +96,8 @@ export class NotificationHandler {
       case 'duplicate':
         return { status: 204 };
       case 'applied':
-        if (r.cursor) {
-          this.store.emitChange(no, r.cursor);
+        if (r.change) {
+          this.store.emitChange(r.change);
           this.log.info({ order: no, state: r.state, source: 'notification' }, 'order state changed');
         }
         return { status: 204 };
@@ -109,4 +109,4 @@ type ApplyResult =
   | { kind: 'unknown' }
   | { kind: 'mismatch'; alertKind: string; message: string }
   | { kind: 'duplicate' }
-  | { kind: 'applied'; cursor: number; state: string };
+  | { kind: 'applied'; change: Change | null; state: string };

@@ -126,6 +126,10 @@ export class RelayServer {
     const auth = req.headers.authorization;
     const q = url.searchParams;
 
+    if (path === '/v1/events') {
+      p.auth.require(auth);
+      throw new RelayError(426, 'UPGRADE_REQUIRED', '/v1/events is a WebSocket: send Upgrade: websocket');
+    }
     if (path === '/v1/me' && method === 'GET') {
       const who = p.auth.require(auth);
       return sendJson(res, 200, { terminal: who.name, role: who.role });

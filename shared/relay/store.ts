@@ -62,6 +62,11 @@ export interface Transition {
 
 export type ChangeListener = (order: Order, cursor: number) => void;
 
+export interface Change {
+  cursor: number;
+  order: Order;
+}
+
 export class OrderStore {
   private readonly s;
   private listeners: ChangeListener[] = [];
@@ -80,7 +85,7 @@ export class OrderStore {
       event: db.prepare('INSERT INTO events (combine_out_trade_no, at_ms) VALUES (?, ?)'),
       transition: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
         watch = @watch, version = version + 1, updated_ms = @now
-        WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state`),
+        WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state RETURNING *`),
       subState: db.prepare('UPDATE sub_orders SET state = ?, transaction_id = COALESCE(?, transaction_id) WHERE out_trade_no = ? AND combine_out_trade_no = ?'),
       created: db.prepare(`UPDATE orders SET code_url = ?, creation = 'CREATED', error_code = NULL, error_message = NULL,
         version = version + 1, updated_ms = ?, watch = 1 WHERE combine_out_trade_no = ?`),
@@ -183,12 +188,14 @@ export class OrderStore {
 
   /**
    * Applies a transition only from a non-final state, inside the caller's transaction when
-   * there is one. Returns the change cursor, or 0 when nothing changed. Does not emit.
+   * there is one. Returns the changed order and its change cursor, or null when nothing
+   * changed. Does not emit. `subs`: the sub-order rows when the caller already read them.
    */
-  transitionInTx(no: string, t: Transition, now = Date.now()): number {
+  transitionInTx(no: string, t: Transition, now = Date.now(), subs?: SubOrderRow[]): Change | null {
     const final = t.state === 'SUCCESS' || t.state === 'CLOSED' || t.state === 'PAYERROR';
     const paidMs = t.state === 'SUCCESS' ? (t.paidMs ?? now) : null;
-    const res = this.s.transition.run({
+    // RETURNING: the new row comes back with the update, no second read.
+    const row = this.s.transition.get({
       no,
       state: t.state,
       paid_at: paidMs === null ? null : new Date(paidMs).toISOString(),
@@ -196,23 +203,23 @@ export class OrderStore {
       closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
       watch: final ? 0 : 1,
       now,
-    });
-    if (res.changes === 0) return 0;
-    for (const s of this.subRows(no)) {
-      this.s.subState.run(t.state, t.transactionIds?.get(s.out_trade_no) ?? null, s.out_trade_no, no);
-    }
-    return Number(this.s.event.run(no, now).lastInsertRowid);
+    }) as OrderRow | undefined;
+    if (!row) return null;
+    const updated = (subs ?? this.subRows(no)).map((s) => ({ ...s, state: t.state, transaction_id: t.transactionIds?.get(s.out_trade_no) ?? s.transaction_id }));
+    for (const s of updated) this.s.subState.run(t.state, s.transaction_id, s.out_trade_no, no);
+    const cursor = Number(this.s.event.run(no, now).lastInsertRowid);
+    return { cursor, order: this.toOrder(row, updated) };
   }
 
   transition(no: string, t: Transition, now = Date.now()): boolean {
-    const cursor = this.db.transaction(() => this.transitionInTx(no, t, now)).immediate();
-    if (cursor) this.emit(no, cursor);
-    return cursor > 0;
+    const change = this.db.transaction(() => this.transitionInTx(no, t, now)).immediate();
+    if (change) this.emitChange(change);
+    return change !== null;
   }
 
-  /** After a transaction that returned a cursor committed: tell the listeners. */
-  emitChange(no: string, cursor: number): void {
-    if (cursor) this.emit(no, cursor);
+  /** After the transaction that produced it committed: tell the listeners. */
+  emitChange(change: Change): void {
+    for (const l of this.listeners) l(change.order, change.cursor);
   }
 
   schedule(no: string, atMs: number): void {

@@ -11,7 +11,7 @@ import { formatBeijing } from '../wechatpay/time';
 import type { CombineOrderResult, NotificationEnvelope } from '../wechatpay/models';
 import type { SandboxConfig } from './config';
 import { defaultKey } from './auth';
-import type { DeliveryKind, PendingDelivery, StateStore } from './state';
+import type { DeliveryKind, DeliveryLogEntry, PendingDelivery, StateStore } from './state';
 
 /** Seconds between attempts: 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (§5.4). */
 export const RETRY_SCHEDULE_SECONDS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600];
@@ -94,7 +94,7 @@ export class Notifier {
     // A probe carries a deliberately bogus signature; a correct receiver must refuse it.
     if (kind === 'probe') headers['Wechatpay-Signature'] = `${PROBE_PREFIX}${createNonce(40)}`;
     const started = Date.now();
-    const entry = {
+    const entry: DeliveryLogEntry = {
       order: p.order,
       notification_id: p.notification_id,
       kind,
@@ -103,7 +103,7 @@ export class Notifier {
       at_ms: started,
       ok: false,
       duration_ms: 0,
-    } as PendingLog;
+    };
     try {
       const res = await fetch(p.notify_url, {
         method: 'POST',
@@ -154,5 +154,3 @@ export class Notifier {
     this.store.save();
   }
 }
-
-type PendingLog = import('./state').DeliveryLogEntry;

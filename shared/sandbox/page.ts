@@ -16,6 +16,13 @@ const STATE_LABEL: Record<string, string> = {
 
 const KIND_LABEL: Record<string, string> = { delivery: '通知', probe: '签名探测', duplicate: '重复通知' };
 
+/** A probe is answered correctly when refused; anything else correctly when 2xx. */
+function replyCell(d: { kind: string; ok: boolean; status?: number; error?: string; reply?: string }): string {
+  const good = d.kind === 'probe' ? !d.ok : d.ok;
+  const note = d.kind === 'probe' ? (d.ok ? ' ⚠ 商户接受了探测签名（应拒绝）' : ' ✓ 已拒绝') : '';
+  return `<td class="${good ? 'ok' : 'bad'}">${esc(d.status ?? '')} ${esc(d.error ?? d.reply ?? '')}${esc(note)}</td>`;
+}
+
 export async function renderPage(sb: SandboxServer): Promise<string> {
   const orders = sb.orderList().reverse();
   const open = orders.filter((o) => o.state === 'NOTPAY' || o.state === 'USERPAYING' || o.state === 'PAYERROR');
@@ -74,7 +81,7 @@ td.ok{color:#07a050}td.bad{color:#d33}
 ${cards.join('\n') || '<div class="empty">暂无待支付订单。收银台下单后，订单会出现在这里。</div>'}
 <h2>支付结果通知（待重试 ${pending.length}）</h2>
 ${deliveries.length ? `<table><thead><tr><th>时间</th><th>订单</th><th>类型</th><th>第几次</th><th>商户应答</th></tr></thead><tbody>
-${deliveries.map((d) => `<tr><td>${esc(d.at.slice(11, 19))}</td><td>${esc(d.order)}</td><td>${esc(KIND_LABEL[d.kind] ?? d.kind)}</td><td>${d.attempt}</td><td class="${d.ok ? 'ok' : 'bad'}">${esc(d.status ?? '')} ${esc(d.error ?? d.reply ?? '')}</td></tr>`).join('\n')}
+${deliveries.map((d) => `<tr><td>${esc(d.at.slice(11, 19))}</td><td>${esc(d.order)}</td><td>${esc(KIND_LABEL[d.kind] ?? d.kind)}</td><td>${d.attempt}</td>${replyCell(d)}</tr>`).join('\n')}
 </tbody></table>` : '<div class="empty">尚未发送通知。</div>'}
 <h2>最近订单</h2>
 ${done.length ? `<table><thead><tr><th>单号</th><th>金额</th><th>状态</th><th>支付时间</th></tr></thead><tbody>

@@ -196,6 +196,7 @@ export class RelayEvents extends EventEmitter<{ event: [RelayEvent]; state: [Con
       if (msg.type === 'order.updated' && typeof msg.cursor === 'number') this.cursor = Math.max(this.cursor ?? 0, msg.cursor);
       this.emit('event', msg);
     });
+    ws.on('ping', () => this.armWatchdog());
     ws.on('error', () => { /* followed by close; handled there */ });
     ws.on('close', () => {
       if (this.ws === ws) this.ws = null;

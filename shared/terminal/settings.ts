@@ -21,7 +21,15 @@ const httpUrl = z.string().refine((s) => {
 /** `tcp://host:port` (port 1-65535) or `preview`. */
 export const PRINTER_PATTERN = /^tcp:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(\d{1,5})$/;
 
-const printer = z.string().refine((s) => {
+/** Contract §4: no printer = preview; a printer without a port listens on raw TCP 9100. */
+const normalizePrinter = (v: unknown): unknown => {
+  if (typeof v !== 'string') return v;
+  const t = v.trim();
+  if (t === '' || t.toLowerCase() === 'none') return 'preview';
+  return /^tcp:\/\/[^:/]+$/i.test(t) ? `${t}:9100` : t;
+};
+
+const printer = z.preprocess(normalizePrinter, z.string()).refine((s) => {
   if (s === 'preview') return true;
   const m = PRINTER_PATTERN.exec(s);
   return !!m && Number(m[2]) >= 1 && Number(m[2]) <= 65535;

@@ -113,6 +113,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'GET /api/events' });
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       res.write(': connected\n\n');
+      // The current link state first: a page whose stream reconnected would otherwise show
+      // "connecting" until the relay link changes again.
+      const state = (opts.services as { connection?: unknown }).connection;
+      if (typeof state === 'string') res.write(`data: ${JSON.stringify({ type: 'connection', state })}\n\n`);
       streams.add(res);
       const off = opts.services.onEvent((e: TerminalEvent) => res.write(`data: ${JSON.stringify(e)}\n\n`));
       const ka = setInterval(() => res.write(': keep-alive\n\n'), opts.keepAliveMs ?? 15_000);

@@ -19,6 +19,11 @@ const SUMMARY_FIRST_TITLE = BILL_SUMMARY_COLUMNS.ALL[0]!.title;
 type Field = keyof TradeBillRecord;
 type State = 'header' | 'detail' | 'summary-row' | 'done';
 
+/** A text column, '' when the layout has none (a module function: no closure per row). */
+function txt(v: string[], i: number): string {
+  return i < 0 ? '' : v[i]!;
+}
+
 function malformed(line: number, message: string): BillError {
   return new BillError('BILL_MALFORMED', `bill line ${line}: ${message}`);
 }
@@ -172,36 +177,35 @@ export class TradeBillParser {
   private row(line: string): TradeBillRecord {
     const v = this.cells(line, this.width, 'detail row');
     const x = this.idx;
-    const t = (i: number) => (i < 0 ? '' : v[i]!);
     // One object literal with a fixed field order keeps every record the same hidden class.
     const r: TradeBillRecord = {
       trade_time: v[x.trade_time]!,
-      appid: t(x.appid),
+      appid: txt(v, x.appid),
       mchid: v[x.mchid]!,
-      sub_mchid: t(x.sub_mchid),
-      device_info: t(x.device_info),
+      sub_mchid: txt(v, x.sub_mchid),
+      device_info: txt(v, x.device_info),
       transaction_id: v[x.transaction_id]!,
       out_trade_no: v[x.out_trade_no]!,
-      openid: t(x.openid),
-      trade_type: t(x.trade_type),
+      openid: txt(v, x.openid),
+      trade_type: txt(v, x.trade_type),
       trade_state: v[x.trade_state]!,
-      bank_type: t(x.bank_type),
-      currency: t(x.currency),
+      bank_type: txt(v, x.bank_type),
+      currency: txt(v, x.currency),
       settlement_total_fee: this.fen(v, x.settlement_total_fee),
       coupon_fee: this.fen(v, x.coupon_fee),
-      refund_id: t(x.refund_id),
-      out_refund_no: t(x.out_refund_no),
+      refund_id: txt(v, x.refund_id),
+      out_refund_no: txt(v, x.out_refund_no),
       refund_fee: this.fen(v, x.refund_fee),
       coupon_refund_fee: this.fen(v, x.coupon_refund_fee),
-      refund_type: t(x.refund_type),
-      refund_status: t(x.refund_status),
-      description: t(x.description),
-      attach: t(x.attach),
+      refund_type: txt(v, x.refund_type),
+      refund_status: txt(v, x.refund_status),
+      description: txt(v, x.description),
+      attach: txt(v, x.attach),
       fee_milli_fen: this.milli(v, x.fee_milli_fen),
-      rate: t(x.rate),
+      rate: txt(v, x.rate),
       total_fee: this.fen(v, x.total_fee),
       applied_refund_fee: this.fen(v, x.applied_refund_fee),
-      rate_note: t(x.rate_note),
+      rate_note: txt(v, x.rate_note),
     };
     if (x.refund_apply_time >= 0) r.refund_apply_time = v[x.refund_apply_time]!;
     if (x.refund_success_time >= 0) r.refund_success_time = v[x.refund_success_time]!;

@@ -3,8 +3,8 @@
  * a WeChat Pay public key (`PUB_KEY_ID_…`) and platform certificates, and both at once
  * during a migration: the key is picked by `Wechatpay-Serial`.
  */
-import type { KeyObject } from 'node:crypto';
-import { AUTH_SCHEME, PROBE_PREFIX, responseMessage, unixSeconds, verifyMessage } from './sign';
+import { createVerify, type KeyObject } from 'node:crypto';
+import { AUTH_SCHEME, PROBE_PREFIX, unixSeconds } from './sign';
 import { VerificationError } from './errors';
 
 /** Where verification keys come from. `refresh` is called once on an unknown serial. */
@@ -44,10 +44,11 @@ export class CombinedKeySource implements VerificationKeySource {
 
 export type HeaderBag = Record<string, string | string[] | undefined> | Headers;
 
-function header(h: HeaderBag, name: string): string | undefined {
+/** `lower` is the name as node:http delivers it; `name` as WeChat Pay writes it. */
+function header(h: HeaderBag, name: string, lower: string): string | undefined {
   if (typeof (h as Headers).get === 'function') return (h as Headers).get(name) ?? undefined;
   const bag = h as Record<string, string | string[] | undefined>;
-  const v = bag[name.toLowerCase()] ?? bag[name];
+  const v = bag[lower] ?? bag[name];
   return Array.isArray(v) ? v[0] : v;
 }
 
@@ -73,28 +74,58 @@ export class Verifier {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Throws VerificationError unless the headers sign exactly these raw body bytes. */
-  async verify(headers: HeaderBag, body: Buffer | string): Promise<VerifiedHeaders> {
-    const h = this.checkHeaders(headers);
-    let key = this.opts.keys.get(h.serial);
-    if (!key && this.opts.keys.refresh) {
-      await this.opts.keys.refresh();
+  /**
+   * Rejects with VerificationError unless the headers sign exactly these raw body bytes.
+   * An unknown serial asks the key source to refresh once (platform certificates) first.
+   */
+  verify(headers: HeaderBag, body: Buffer | string): Promise<VerifiedHeaders> {
+    let h: VerifiedHeaders;
+    let key: KeyObject | undefined;
+    try {
+      h = this.checkHeaders(headers);
       key = this.opts.keys.get(h.serial);
+      // The common case stays synchronous: no extra async frame per verified answer.
+      if (key) return Promise.resolve(this.check(key, h, body));
+    } catch (err) {
+      return Promise.reject(err);
     }
+    return this.verifyAfterRefresh(h, body);
+  }
+
+  /** Same checks without any refresh: for callers whose keys are all known (sandbox, tests). */
+  verifySync(headers: HeaderBag, body: Buffer | string): VerifiedHeaders {
+    const h = this.checkHeaders(headers);
+    const key = this.opts.keys.get(h.serial);
     if (!key) throw new VerificationError('SERIAL_UNKNOWN', `no WeChat Pay key with serial ${h.serial}`);
-    if (!verifyMessage(key, responseMessage(h.timestamp, h.nonce, body), h.signature)) {
-      throw new VerificationError('SIGNATURE_INVALID', 'signature does not match the body');
+    return this.check(key, h, body);
+  }
+
+  private async verifyAfterRefresh(h: VerifiedHeaders, body: Buffer | string): Promise<VerifiedHeaders> {
+    if (this.opts.keys.refresh) await this.opts.keys.refresh();
+    const key = this.opts.keys.get(h.serial);
+    if (!key) throw new VerificationError('SERIAL_UNKNOWN', `no WeChat Pay key with serial ${h.serial}`);
+    return this.check(key, h, body);
+  }
+
+  private check(key: KeyObject, h: VerifiedHeaders, body: Buffer | string): VerifiedHeaders {
+    let ok = false;
+    try {
+      // The message is fed in parts: the body is hashed where it lies, never copied.
+      ok = createVerify('RSA-SHA256').update(`${h.timestamp}\n${h.nonce}\n`).update(body).update('\n').verify(key, h.signature, 'base64');
+    } catch {
+      ok = false; // junk signatures and unusable keys are simply not valid
     }
+    if (!ok) throw new VerificationError('SIGNATURE_INVALID', 'signature does not match the body');
     return h;
   }
 
   /** Header presence, probe and timestamp checks: cheap, done before any RSA work. */
   checkHeaders(headers: HeaderBag): VerifiedHeaders {
-    const ts = header(headers, 'Wechatpay-Timestamp');
-    const nonce = header(headers, 'Wechatpay-Nonce');
-    const signature = header(headers, 'Wechatpay-Signature');
-    const serial = header(headers, 'Wechatpay-Serial');
-    const type = header(headers, 'Wechatpay-Signature-Type');
+    const ts = header(headers, 'Wechatpay-Timestamp', 'wechatpay-timestamp');
+    const nonce = header(headers, 'Wechatpay-Nonce', 'wechatpay-nonce');
+    const signature = header(headers, 'Wechatpay-Signature', 'wechatpay-signature');
+    const serial = header(headers, 'Wechatpay-Serial', 'wechatpay-serial');
+    const type = header(headers, 'Wechatpay-Signature-Type', 'wechatpay-signature-type');
     if (!ts || !nonce || !signature || !serial) {
       const missing = [['Wechatpay-Timestamp', ts], ['Wechatpay-Nonce', nonce], ['Wechatpay-Signature', signature], ['Wechatpay-Serial', serial]]
         .filter(([, v]) => !v).map(([n]) => n).join(', ');

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../helpers/stack';
 import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
-import { closeBrowser, openApp, readScreenQr, shot, type Session } from './browser';
-import { relayOrder, sandboxPay } from './sandbox-client';
+import { closeBrowser, openApp, readScreenQr, shot, type Page, type Session } from './browser';
+import { clearSandboxFaults, relayOrder, sandboxFaults, sandboxPay } from './sandbox-client';
 
 let dir: string;
 let capture: EscPosCapture;
@@ -31,6 +31,13 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Boxes of the given elements, to check that a state change moves nothing. */
+async function layout(page: Page, selectors: string[]) {
+  const out: Record<string, unknown> = {};
+  for (const sel of selectors) out[sel] = await page.locator(sel).first().boundingBox();
+  return out;
+}
+
 /** Adds the first catalogue item of the merchant tab at `index`; returns its price in fen. */
 async function addFirstItem(index: number): Promise<void> {
   const { page } = app;
@@ -42,9 +49,12 @@ describe('cashier screen', () => {
   it('refuses a single-merchant sale with a clear message and sends nothing', async () => {
     const { page } = app;
     await addFirstItem(0);
+    const before = await layout(page, ['.keypad', '[data-testid=charge]', '[data-testid=total]', '.catalog-grid']);
     await page.keyboard.press('Enter');
     const msg = page.locator('[data-testid=cashier-error]');
     await msg.waitFor();
+    // The message has its own reserved slot: nothing else moves.
+    expect(await layout(page, ['.keypad', '[data-testid=charge]', '[data-testid=total]', '.catalog-grid'])).toEqual(before);
     expect(await msg.textContent()).toContain('合单支付需要至少两个商户');
     expect(await page.locator('[data-testid=order-view]').count()).toBe(0);
     await shot(page, 'cashier-single-merchant-refused');
@@ -107,8 +117,11 @@ describe('cashier screen', () => {
     const no = (await page.locator('[data-testid=order-view]').getAttribute('data-order'))!;
     // The customer starts paying but has not finished (no notification: the relay learns it by query).
     const code = (await relayOrder(stack.relayUrl, stack.cashierToken, no)).code_url!;
+    const regions = ['[data-testid=qr]', '[data-testid=order-status]', '[data-testid=countdown]', '[data-testid=back]'];
+    const before = await layout(page, regions);
     await sandboxPay(stack.sandboxUrl, code, { outcome: 'USERPAYING' });
     await page.locator('[data-testid=order-status][data-state=USERPAYING]').waitFor({ timeout: 15_000 });
+    expect(await layout(page, regions)).toEqual(before);
     await page.keyboard.press('Escape');
     await page.locator(`[data-testid=open-order][data-order="${no}"]`).waitFor();
 
@@ -135,6 +148,15 @@ describe('cashier screen', () => {
     await phone.setViewportSize({ width: 420, height: 768 });
     await shot(phone, 'sandbox-phone-page');
     await phone.close();
+
+    // Back at the main screen, the customer finishes paying: the till says so.
+    await app.page.keyboard.press('Escape');
+    await sandboxPay(stack.sandboxUrl, code, { outcome: 'SUCCESS' });
+    const notice = app.page.locator('[data-testid=paid-notice]');
+    await notice.waitFor({ timeout: 15_000 });
+    expect(await notice.textContent()).toContain(no);
+    expect(await app.page.locator(`[data-testid=open-order][data-order="${no}"]`).count()).toBe(0);
+    await shot(app.page, 'cashier-paid-notice');
     expect(app.errors.filter((e) => /Content Security Policy/i.test(e))).toEqual([]);
   });
 
@@ -159,5 +181,26 @@ describe('cashier screen', () => {
     const job = await capture.waitForJob(0);
     const no = (await page.locator('[data-testid=order-view]').getAttribute('data-order'))!;
     expect(job.decoded.text).toContain(no);
+  });
+
+  it('tells the cashier WeChat Pay is unavailable, keeps the sale, and charges once it is back', async () => {
+    const { page } = app;
+    await page.keyboard.press('Escape');
+    await page.locator('[data-testid=cashier]').waitFor();
+    await addFirstItem(0);
+    await addFirstItem(1);
+    const total = await page.locator('[data-testid=total]').textContent();
+    await sandboxFaults(stack.sandboxUrl, { path: '/v3/combine-transactions', kind: 'SYSTEM_ERROR', count: 50 });
+    await page.keyboard.press('Enter');
+    const msg = page.locator('[data-testid=cashier-error]');
+    await msg.waitFor({ timeout: 20_000 });
+    expect(await msg.textContent()).toContain('微信支付暂时不可用');
+    expect(await page.locator('[data-testid=total]').textContent()).toBe(total);
+    await shot(page, 'cashier-upstream-error');
+
+    await clearSandboxFaults(stack.sandboxUrl);
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid=qr][data-ready="1"]').waitFor();
+    expect(await page.locator('[data-testid=order-total]').textContent()).toBe(total);
   });
 });

@@ -153,6 +153,27 @@ describe('manager screen', () => {
   });
 });
 
+describe('preview printer', () => {
+  it('shows the order slip on screen when no printer is attached', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=tab-cashier]').click();
+    for (const i of [0, 1]) {
+      await page.locator('.merchant-tab').nth(i).click();
+      await page.locator('.catalog-grid .item').first().click();
+    }
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid=qr][data-ready="1"]').waitFor();
+    const no = (await page.locator('[data-testid=order-view]').getAttribute('data-order'))!;
+    await page.locator('.print-row[data-kind=slip][data-state=done]').waitFor();
+    await page.locator('.preview summary').click();
+    const preview = page.locator('[data-testid=receipt-preview]');
+    await preview.waitFor();
+    expect(await preview.textContent()).toContain(no);
+    await shot(page, 'cashier-slip-preview');
+    await page.keyboard.press('Escape');
+  });
+});
+
 describe('settings screen', () => {
   it('shows validation messages next to the fields and keeps the stored settings', async () => {
     const { page } = app;
@@ -176,5 +197,19 @@ describe('settings screen', () => {
     expect(await page.locator('[data-testid=charge]').textContent()).toBe('Charge ¥0.00');
     await shot(page, 'cashier-english');
     expect((await stack.services.getSettings()).language).toBe('en');
+  });
+
+  it('locks the manager screen once the manager token is removed', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=tab-settings]').click();
+    await page.locator('#f-manager_token').fill('');
+    await page.locator('[data-testid=settings-save]').click();
+    await page.locator('[data-testid=settings-status]').filter({ hasText: 'Saved' }).waitFor();
+    await page.locator('[data-testid=tab-manager]').click();
+    const lock = page.locator('[data-testid=manager-locked]');
+    await lock.waitFor();
+    expect(await lock.textContent()).toContain('manager token');
+    expect(await page.locator('[data-testid=stale]').count()).toBe(0);
+    await shot(page, 'manager-locked');
   });
 });

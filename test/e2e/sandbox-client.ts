@@ -27,3 +27,11 @@ export async function relayOrder(relayUrl: string, token: string, no: string): P
   if (!res.ok) throw new Error(`relay order ${no} → ${res.status} ${await res.text()}`);
   return (await res.json()) as Order;
 }
+
+export const sandboxFaults = (sandboxUrl: string, fault: { path?: string; method?: string; kind: string; count?: number; delay_ms?: number }) =>
+  post(`${sandboxUrl}/sandbox/control/faults`, fault);
+
+export async function clearSandboxFaults(sandboxUrl: string): Promise<void> {
+  const res = await fetch(`${sandboxUrl}/sandbox/control/faults`, { method: 'DELETE' });
+  if (!res.ok) throw new Error(`clear faults → ${res.status}`);
+}

@@ -118,8 +118,11 @@ export interface CapturedJob {
   at: number;
 }
 
-/** `ack` answers status requests (a healthy printer); `mute` never answers (a hung one). */
-export type CaptureMode = 'ack' | 'mute';
+/**
+ * `ack` answers status requests (a healthy printer); `mute` never answers (a hung one);
+ * `offline` answers with the offline bit set (cover open / paper out).
+ */
+export type CaptureMode = 'ack' | 'mute' | 'offline';
 
 export interface EscPosCapture {
   port: number;
@@ -143,7 +146,7 @@ export async function startEscPosCapture(opts: { mode?: CaptureMode; port?: numb
     sock.on('data', (d) => {
       chunks.push(d);
       // DLE EOT 1 → one status byte: 0x16 = online, drawer closed (fixed bits 1,2,4 set).
-      if (mode === 'ack' && d.includes(Buffer.from([0x10, 0x04, 0x01]))) sock.write(Buffer.from([0x16]));
+      if (mode !== 'mute' && d.includes(Buffer.from([0x10, 0x04, 0x01]))) sock.write(Buffer.from([mode === 'offline' ? 0x1e : 0x16]));
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {

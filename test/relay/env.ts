@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { initSandbox, startSandbox } from '../../shared/sandbox/index';
 import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
@@ -43,6 +44,8 @@ export interface EnvOptions {
   timeScale?: number;
   heartbeatSeconds?: number;
   relayEnv?: Record<string, string>;
+  /** Collect the relay's JSON log lines (at debug level) here. */
+  logLines?: string[];
 }
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
@@ -65,7 +68,12 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   });
   const cashier = addTerminal(config, 'till-1', 'cashier');
   const manager = addTerminal(config, 'boss', 'manager');
-  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: createLogger(config.logLevel) });
+  const makeLog = () => {
+    if (!o.logLines) return createLogger(config.logLevel);
+    const sink = new Writable({ write(chunk, _enc, cb) { o.logLines!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
+    return createLogger('debug', sink);
+  };
+  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog() });
   const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
   return {
     dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant,
@@ -75,7 +83,7 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     },
     async restartRelay() {
       await relay?.close();
-      relay = await startRelay(config, { log: createLogger(config.logLevel) });
+      relay = await startRelay(config, { log: makeLog() });
     },
     async close() {
       await relay?.close();
@@ -85,11 +93,19 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
 }
 
 export async function api<T = any>(base: string, method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
-  const res = await fetch(base + path, {
+  const send = () => fetch(base + path, {
     method,
     headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
+  let res: Response;
+  try {
+    res = await send();
+  } catch (err) {
+    // A pooled keep-alive socket to a relay that was restarted: GETs are safe to send again.
+    if (method !== 'GET') throw err;
+    res = await send();
+  }
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : (undefined as T) };
 }

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Order } from '../../shared/contracts/relay-api';
+import { openDb } from '../../shared/relay/db';
+import { OrderStore } from '../../shared/relay/store';
+import { newCombineOutTradeNo, subOutTradeNo } from '../../shared/relay/ids';
+import { formatBeijing } from '../../shared/wechatpay/time';
 import { api, createOrder, EventsClient, orderBody, pay, sleep, startEnv, until, type Env } from './env';
 
 let env: Env;
@@ -144,5 +148,34 @@ describe('relay end to end against the sandbox', () => {
     const deaf = new WebSocket(env.relayUrl.replace('http', 'ws') + '/v1/events', { headers: { Authorization: `Bearer ${env.cashier}` }, autoPong: false });
     const closed = new Promise<void>((r) => deaf.on('close', () => r()));
     await closed;
+  });
+
+  it('on start, an order recorded but never sent (crash mid-create) is sent and followed', async () => {
+    await env.stopRelay();
+    const db = openDb(env.config.dbPath);
+    const store = new OrderStore(db);
+    const now = Date.now();
+    const no = newCombineOutTradeNo(now);
+    const subs = [0, 1].map((idx) => ({ out_trade_no: subOutTradeNo(no, idx), combine_out_trade_no: no, idx, mchid: env.merchant.sub_merchants[idx]!.mchid, description: '面', amount: 700 + idx, attach: null }));
+    const request = {
+      combine_appid: env.merchant.appid, combine_mchid: env.merchant.mchid, combine_out_trade_no: no,
+      sub_orders: subs.map((s) => ({ mchid: s.mchid, attach: no, amount: { total_amount: s.amount, currency: 'CNY' }, out_trade_no: s.out_trade_no, description: s.description })),
+      time_expire: formatBeijing(now + 600_000), notify_url: env.config.publicUrl + '/wechatpay/notify',
+    };
+    store.insert({
+      row: { combine_out_trade_no: no, state: 'NOTPAY', total_amount: 1401, description: null, created_at: new Date(now).toISOString(), created_ms: now,
+        expires_at: new Date(now + 600_000).toISOString(), expires_ms: now + 600_000, updated_ms: now, terminal: 'till-1', creation: 'PENDING',
+        idempotency_key: null, request_hash: 'h', request_json: JSON.stringify(request), watch: 1, next_check_ms: now + 3_600_000 },
+      subs,
+    });
+    db.close();
+    await env.restartRelay();
+    const created = await until(async () => {
+      const o = (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body;
+      return o.creation === 'CREATED' ? o : null;
+    });
+    expect(created.code_url).toMatch(/^weixin:/);
+    await pay(env, created);
+    await until(async () => (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body.state === 'SUCCESS');
   });
 });

@@ -1,11 +1,14 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createOrder, EventsClient, sleep, startEnv, type Env } from './env';
 import { NotificationForge, post } from './forge';
 
 let env: Env;
 let forge: NotificationForge;
+const logLines: string[] = [];
 beforeAll(async () => {
-  env = await startEnv({ queryAfterSeconds: 3600 });
+  env = await startEnv({ queryAfterSeconds: 3600, logLines });
   forge = new NotificationForge(env.dir);
 });
 afterAll(async () => env?.close());
@@ -77,5 +80,19 @@ describe('payment notifications', () => {
     const order = await createOrder(env);
     const ghost = { ...order, combine_out_trade_no: 'C0000000000000000' };
     expect((await post(env.relayUrl, forge.build(ghost))).status).toBe(404);
+  });
+
+  it('logs are JSON and never contain tokens, keys or decrypted payloads', async () => {
+    const order = await createOrder(env, [1234, 4321]);
+    expect((await post(env.relayUrl, forge.build(order))).status).toBe(204);
+    await sleep(200);
+    expect(logLines.length).toBeGreaterThan(5);
+    for (const l of logLines) expect(() => JSON.parse(l)).not.toThrow();
+    const all = logLines.join('\n');
+    expect(all).toContain(order.combine_out_trade_no);
+    const merchant = JSON.parse(readFileSync(join(env.dir, 'merchant', 'merchant.json'), 'utf8'));
+    for (const secret of [env.cashier, env.manager, merchant.apiv3_key, 'BEGIN PRIVATE KEY', 'oTest', 'transaction_id', 'ciphertext']) {
+      expect(all).not.toContain(secret);
+    }
   });
 });

@@ -82,7 +82,7 @@ describe('notifications', () => {
         const expected = (RETRY_SCHEDULE_SECONDS[k - 1]! * 1000) / SCALE;
         const gap = log[k].at_ms - log[k - 1].at_ms;
         expect(gap, `gap before attempt ${k + 1}`).toBeGreaterThanOrEqual(expected + log[k - 1].duration_ms - 5);
-        expect(gap).toBeLessThan(expected + log[k - 1].duration_ms + 1500);
+        expect(gap).toBeLessThan(expected + log[k - 1].duration_ms + 3000); // generous: a shared, loaded machine
       }
       expect(log[4].at_ms - log[3].at_ms).toBeGreaterThanOrEqual(400); // the timed-out attempt waited for its reply
       await new Promise((r) => setTimeout(r, 300));

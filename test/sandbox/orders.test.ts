@@ -196,6 +196,33 @@ describe('public-key mode', () => {
     expect(bad.status).toBe(404);
   });
 
+  it('code_url lasts 2 h: an identical re-request then issues a new one, the old one no longer pays', async () => {
+    const req = combineRequest(env);
+    const first = (await send(env, 'POST', CREATE, req)).json.code_url;
+    await shiftClock(env, 2 * 3600 + 1);
+    try {
+      const late = await sandboxPost(env, '/sandbox/pay', { code_url: first });
+      expect([late.status, late.json.code]).toEqual([400, 'CODE_URL_EXPIRED']);
+      const second = (await send(env, 'POST', CREATE, req)).json.code_url;
+      expect(second).not.toBe(first);
+      expect((await sandboxPost(env, '/sandbox/pay', { code_url: first })).json.code).toBe('CODE_URL_EXPIRED');
+      expect((await sandboxPost(env, '/sandbox/pay', { code_url: second, notify: false })).json.state).toBe('SUCCESS');
+    } finally {
+      await shiftClock(env, 0);
+    }
+  });
+
+  it('answers unknown endpoints 404, wrong methods 405, non-JSON posts and oversized bodies with errors', async () => {
+    expect((await send(env, 'GET', '/v3/pay/transactions/native')).status).toBe(404);
+    expect((await send(env, 'GET', CREATE)).status).toBe(405);
+    const noCt = await send(env, 'POST', CREATE, combineRequest(env), { omit: ['Content-Type'] });
+    expect([noCt.status, noCt.json.code]).toEqual([400, 'INVALID_REQUEST']);
+    const huge = await send(env, 'POST', CREATE, { pad: 'x'.repeat(300 * 1024) });
+    expect(huge.status).toBe(413);
+    const form = await fetch(env.url + '/sandbox/pay', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'code_url=x' });
+    expect(form.status).toBe(415);
+  });
+
   it('/v3/certificates is RESOURCE_NOT_EXISTS for a public-key merchant', async () => {
     const res = await send(env, 'GET', '/v3/certificates');
     expect([res.status, res.json.code]).toEqual([404, 'RESOURCE_NOT_EXISTS']);

@@ -15,7 +15,7 @@ it('electronegativity reports no high-severity finding on electron/', () => {
     '--require', join(__dirname, 'no-network.cjs'),
     join(root, 'node_modules/@doyensec/electronegativity/dist/index.js'),
     '-i', join(root, 'electron'), '-o', csv, '-e', '41.0.0', '-x', 'AvailableSecurityFixesGlobalCheck',
-  ], { encoding: 'utf8', timeout: 60_000 });
+  ], { encoding: 'utf8', timeout: 110_000 });
   try {
     expect(r.status, r.stderr).toBe(0);
     const rows = readFileSync(csv, 'utf8').trim().split('\n').slice(1);
@@ -31,4 +31,4 @@ it('electronegativity reports no high-severity finding on electron/', () => {
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
-});
+}, 120_000);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SETTINGS } from '../../shared/terminal/settings';
 import { renderEscPos, qrModuleSize } from '../../shared/terminal/printing/escpos';
 import { buildReceipt } from '../../shared/terminal/printing/receipt';
+import { displayWidth } from '../../shared/terminal/printing/document';
 import { renderPreview } from '../../shared/terminal/printing/preview';
 import { PrintQueue } from '../../shared/terminal/printing/queue';
 import { sendToPrinter, PrinterError } from '../../shared/terminal/printing/transport';
@@ -46,6 +47,9 @@ describe('ESC/POS bytes through a TCP capture printer', () => {
     // ¥ (U+00A5) is outside GB2312: GB18030 4-byte form 81 30 84 36 must be on the wire.
     expect(printer.jobs[n]!.bytes.includes(Buffer.from([0x81, 0x30, 0x84, 0x36]))).toBe(true);
     expect(printer.jobs[n]!.bytes.length).toBeLessThanOrEqual(1536);
+    // Every printed line fits 48 columns, counting multi-byte GB18030 characters as full width.
+    expect(job.lines.filter((l) => displayWidth(l) > 48)).toEqual([]);
+    expect(job.lines.find((l) => l.includes('¥123.45'))).toMatch(/^合计 +¥123\.45$/);
   });
 
   it('raster fallback: the GS v 0 image decodes back to code_url; no native QR command', async () => {
@@ -95,6 +99,14 @@ describe('printer failures and the job queue', () => {
     await mute.close();
     expect(err).toBeInstanceOf(PrinterError);
     expect(err.failure).toBe('timeout');
+  });
+
+  it('offline: the printer answers the status request with the offline bit (cover open / paper out)', async () => {
+    const open = await startEscPosCapture({ mode: 'offline' });
+    const err = await sendToPrinter(open.uri, slip(80, 'native'), { timeoutMs: 2000, waitForAck: true }).catch((e) => e);
+    await open.close();
+    expect(err).toBeInstanceOf(PrinterError);
+    expect(err.failure).toBe('offline');
   });
 
   it('a failed job is kept, shown as failed with its classification, and printed when the printer comes back', async () => {

@@ -95,3 +95,22 @@ describe('relay client', () => {
     back.close();
   });
 });
+
+describe('relay event stream watchdog', () => {
+  it('a relay that goes silent (no messages, no pings) is dropped and reconnected', async () => {
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    let connections = 0;
+    wss.on('connection', () => { connections++; }); // accepts, then never says anything
+    const port = (wss.address() as { port: number }).port;
+    const ev = new RelayEvents({ baseUrl: `http://127.0.0.1:${port}`, token: 't', heartbeatTimeoutMs: 150, minBackoffMs: 20, maxBackoffMs: 40 });
+    const { states } = record(ev);
+    ev.start();
+    await until('second connection', () => connections >= 2, 5000);
+    expect(states.slice(0, 3)).toEqual(['online', 'offline', 'connecting']);
+    ev.close();
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+  });
+});

@@ -24,6 +24,15 @@ describe('settings', () => {
     expect(r.errors.paper_width).toMatch(/58 or 80/);
   });
 
+  it('no printer means preview; a printer without a port gets 9100', () => {
+    for (const none of ['', 'none']) {
+      const r = validateSettings({ ...DEFAULT_SETTINGS, printer: none });
+      expect(r.ok && r.settings.printer).toBe('preview');
+    }
+    const r = validateSettings({ ...DEFAULT_SETTINGS, printer: 'tcp://192.168.1.50' });
+    expect(r.ok && r.settings.printer).toBe('tcp://192.168.1.50:9100');
+  });
+
   it('rejects a printer port out of range and unknown keys', () => {
     expect(validateSettings({ ...DEFAULT_SETTINGS, printer: 'tcp://10.0.0.1:70000' }).ok).toBe(false);
     const r = validateSettings({ ...DEFAULT_SETTINGS, colour: 'red' });

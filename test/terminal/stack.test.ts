@@ -93,6 +93,15 @@ describe('embedded stack', () => {
     await expect(stack.services.print('slip', 'NOSUCHORDER1')).rejects.toMatchObject({ code: expect.any(String) });
   });
 
+  it('manager calls go with the manager token; relay errors keep their code and retry_after_seconds', async () => {
+    const merchants = await stack.services.listMerchants();
+    const fresh = await stack.services.createOrder({ sub_orders: [{ mchid: merchants[0]!.mchid, description: '面', amount: 1500 }, { mchid: merchants[2]!.mchid, description: '茶', amount: 500 }] }, 'smoke-key-0002');
+    await expect(stack.services.closeOrder(fresh.combine_out_trade_no)).rejects.toMatchObject({ code: 'CLOSE_TOO_EARLY', retry_after_seconds: expect.any(Number) });
+    await expect(stack.services.print('receipt', fresh.combine_out_trade_no)).rejects.toMatchObject({ code: 'ORDER_NOT_PAID' });
+    expect(Array.isArray(await stack.services.listAlerts())).toBe(true);
+    await printer.waitForJob(3); // the fresh order's slip
+  });
+
   it('a restart reuses the data folder: same tokens, same history, no duplicate receipt', async () => {
     const tokens = [stack.cashierToken, stack.managerToken];
     await stack.close();
@@ -101,6 +110,6 @@ describe('embedded stack', () => {
     expect((await stack.services.getOrder(order.combine_out_trade_no)).state).toBe('SUCCESS');
     await until('online again', () => stack.services.connection === 'online');
     await new Promise((r) => setTimeout(r, 500));
-    expect(printer.jobs).toHaveLength(3);
+    expect(printer.jobs).toHaveLength(4);
   });
 });

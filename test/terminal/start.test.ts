@@ -17,7 +17,7 @@ it('npm start runs the embedded default, says what it did, and serves a ready te
   child.stderr.on('data', (d) => { out += d; });
   try {
     const url = await new Promise<string>((ok, fail) => {
-      const t = setTimeout(() => fail(new Error(`no URL printed:\n${out}`)), 50_000);
+      const t = setTimeout(() => fail(new Error(`no URL printed:\n${out}`)), 80_000);
       child.stdout.on('data', () => {
         const m = /^(http:\/\/127\.0\.0\.1:\d+\/#secret=\S+)$/m.exec(out);
         if (m) { clearTimeout(t); ok(m[1]!); }
@@ -42,4 +42,4 @@ it('npm start runs the embedded default, says what it did, and serves a ready te
     await exited;
     rmSync(dataDir, { recursive: true, force: true });
   }
-});
+}, 100_000);

@@ -79,6 +79,10 @@ describe('web host', () => {
     const res = await fetch(`${host.origin}/api/events`, { headers: { authorization: `Bearer ${host.secret}` }, signal: ac.signal });
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    // First frame: the current link state.
+    let first = '';
+    while (!/data: .*\n\n/.test(first)) first += (await reader.read()).value ?? '';
+    expect(first).toMatch(/^: connected\n\ndata: \{"type":"connection","state":"(unconfigured|connecting)"\}\n\n/);
     const settings = (await (await api('getSettings', [])).json()).value;
     // Changing the relay connection settings reconnects: a connection event follows.
     await api('saveSettings', [{ ...settings, terminal_token: 'changed-token' }]);

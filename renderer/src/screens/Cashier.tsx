@@ -29,6 +29,20 @@ export function Cashier({ active }: { active: boolean }) {
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<{ text: string; code?: string } | null>(null);
   const busy = useRef(false);
+  const seenStates = useRef<Record<string, Order['state']>>({});
+  const [paidNotice, setPaidNotice] = useState<Order | null>(null);
+  const me = s.session?.terminal ?? null;
+
+  // An order of this till paid while the cashier was elsewhere: say so on the main screen.
+  useEffect(() => {
+    for (const o of Object.values(s.orders)) {
+      const prev = seenStates.current[o.combine_out_trade_no];
+      if (prev && prev !== 'SUCCESS' && o.state === 'SUCCESS' && o.combine_out_trade_no !== viewing && (me === null || o.terminal === me)) {
+        setPaidNotice(o);
+      }
+      seenStates.current[o.combine_out_trade_no] = o.state;
+    }
+  }, [s.orders, viewing, me]);
 
   const current: SubMerchantInfo | undefined = merchants[Math.min(selected, merchants.length - 1)];
   const total = cartTotal(merchants, cart);
@@ -81,6 +95,7 @@ export function Cashier({ active }: { active: boolean }) {
       const order = await api().createOrder(built.request, crypto.randomUUID());
       mergeOrders([order]);
       setCart({});
+      setPaidNotice(null);
       setViewing(order.combine_out_trade_no);
     } catch (err) {
       const f = friendly(err);
@@ -124,7 +139,6 @@ export function Cashier({ active }: { active: boolean }) {
     );
   }
 
-  const me = s.session?.terminal ?? null;
   const open = Object.values(s.orders)
     .filter((o) => !FINAL_STATES.includes(o.state) && o.creation !== 'FAILED' && (me === null || o.terminal === me))
     .sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
@@ -244,7 +258,17 @@ export function Cashier({ active }: { active: boolean }) {
               {error.code && <small class="code"> ({t('err.code', { code: error.code })})</small>}
             </div>
           )}
-          {!error && <div class="hint small">{t('cashier.keysHint')}</div>}
+          {!error && s.connection !== 'online' && s.connection !== 'connecting' && (
+            <div class="error-box" data-testid="cashier-offline">
+              {s.connection === 'unauthorized' ? t('err.unauthorized') : s.connection === 'unconfigured' ? t('cashier.unconfigured') : t('cashier.offline')}
+            </div>
+          )}
+          {!error && (s.connection === 'online' || s.connection === 'connecting') && paidNotice && (
+            <button class="paid-notice" data-testid="paid-notice" onClick={() => { setViewing(paidNotice.combine_out_trade_no); setPaidNotice(null); }}>
+              {t('cashier.paidAway', { amount: formatFen(paidNotice.total_amount), no: paidNotice.combine_out_trade_no })}
+            </button>
+          )}
+          {!error && (s.connection === 'online' || s.connection === 'connecting') && !paidNotice && <div class="hint small">{t('cashier.keysHint')}</div>}
         </div>
         <div class="charge-row">
           <button class="btn clear" onClick={() => { setCart({}); setError(null); }}>{t('cashier.clear')}</button>

@@ -29,13 +29,13 @@ export function dotsFor(width: PaperWidth): number {
   return width === 58 ? 384 : 576;
 }
 
-/** Display columns of a string: CJK and full-width forms take two cells on the printer. */
+/**
+ * Printed columns of a string. In Chinese mode (FS &) the printer draws every multi-byte GB18030
+ * character (hanzi, but also ¥, ×, ·) as a full-width 24-dot glyph, and ASCII as 12 dots.
+ */
 export function displayWidth(s: string): number {
   let w = 0;
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    w += (c >= 0x1100 && (c <= 0x115f || (c >= 0x2e80 && c <= 0xa4cf) || (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) || (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) || (c >= 0xffe0 && c <= 0xffe6) || c >= 0x20000)) ? 2 : 1;
-  }
+  for (const ch of s) w += ch.codePointAt(0)! < 0x80 ? 1 : 2;
   return w;
 }
 

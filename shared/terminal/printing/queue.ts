@@ -134,7 +134,7 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
   }
 
   private trim(): void {
-    const keep = this.opts.keep ?? 500;
+    const keep = this.opts.keep ?? 300;
     while (this.records.length > keep) {
       const i = this.records.findIndex((r) => r.job.state === 'done');
       this.records.splice(i < 0 ? 0 : i, 1);
@@ -142,7 +142,8 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
   }
 
   private changed(rec: JobRecord): void {
-    if (this.opts.path) writeJsonAtomic(this.opts.path, this.records);
+    // Previews are for the screen of this session; the file keeps what a restart needs to retry.
+    if (this.opts.path) writeJsonAtomic(this.opts.path, this.records.map((r) => ({ ...r, job: { ...r.job, preview: undefined } })));
     this.emit('job', { ...rec.job });
   }
 

@@ -58,11 +58,17 @@ export async function sendToPrinter(uri: string, bytes: Buffer, opts: SendOption
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new PrinterError('timeout', `printer ${target} did not answer within ${timeoutMs} ms`)), timeoutMs + 50);
   });
+  let answer: unknown;
   try {
-    await Promise.race([p.execute({ waitForResponse: !!opts.waitForAck }), deadline]);
+    answer = await Promise.race([p.execute({ waitForResponse: !!opts.waitForAck }), deadline]);
   } catch (err) {
     throw classifyPrinterError(err, target);
   } finally {
     clearTimeout(timer);
+  }
+  // DLE EOT 1 printer status: bit 3 set = offline (cover open, paper out, error) — the bytes are
+  // in the printer's buffer but will not print, so the job is not done.
+  if (opts.waitForAck && Buffer.isBuffer(answer) && answer.length > 0 && (answer[0]! & 0x08) !== 0) {
+    throw new PrinterError('offline', `printer ${target} reports offline (cover open, paper out or error)`);
   }
 }
