@@ -50,7 +50,7 @@ export function takeSecret(): string | null {
 type Listener = (event: TerminalEvent) => void;
 
 /** The preload API, plus (HTTP only) a hook called each time the event stream (re)opens. */
-export type RendererApi = PreloadApi & { onStreamOpen?(listener: () => void): () => void };
+export type RendererApi = PreloadApi & { onStreamOpen?(listener: () => void): () => void; closeStream?(): void };
 
 /** HTTP client of the web host: `POST /api/<method>` and an SSE stream read through fetch. */
 export function createHttpApi(secret: string, base = ''): RendererApi {
@@ -73,7 +73,7 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
     try {
       result = (await res.json()) as ApiResult<unknown>;
     } catch {
-      throw new ApiFailure({ code: res.status === 401 ? 'UNAUTHORIZED' : 'BAD_RESPONSE', message: `HTTP ${res.status}` });
+      throw new ApiFailure({ code: 'BAD_RESPONSE', message: `HTTP ${res.status}` });
     }
     if (result && result.ok === true) return result.value;
     if (result && result.ok === false && result.error) throw new ApiFailure(result.error);
@@ -83,12 +83,13 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
   const listeners = new Set<Listener>();
   const openListeners = new Set<() => void>();
   let streaming = false;
+  const stop = new AbortController();
 
   async function stream(): Promise<void> {
     let backoff = 250;
-    for (;;) {
+    while (!stop.signal.aborted) {
       try {
-        const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' } });
+        const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' }, signal: stop.signal });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         backoff = 250;
         for (const l of openListeners) l();
@@ -121,6 +122,7 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
       } catch {
         // fall through to reconnect
       }
+      if (stop.signal.aborted) break;
       for (const l of listeners) l({ type: 'connection', state: 'connecting' });
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, 5000);
@@ -137,6 +139,7 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
     }
     return () => listeners.delete(listener);
   };
+  api.closeStream = () => stop.abort();
   api.onStreamOpen = (listener: () => void) => {
     openListeners.add(listener);
     return () => openListeners.delete(listener);

@@ -134,6 +134,8 @@ export function openDb(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } =
   // Another process (the add-terminal CLI) may hold the write lock briefly.
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
+  // Backstop only: routine checkpoints run in a worker thread (checkpoint.ts).
+  db.pragma('wal_autocheckpoint = 20000');
   migrate(db);
   return db;
 }

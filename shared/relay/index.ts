@@ -7,6 +7,7 @@ import { WechatPayClient } from '../wechatpay/client';
 import { Authenticator, createTerminal, type Role } from './auth';
 import { BillService } from './bills';
 import { openDb } from './db';
+import { startCheckpointer } from './checkpoint';
 import { EventHub } from './events';
 import { createLogger, type Logger } from './log';
 import { NotificationHandler } from './notify';
@@ -39,6 +40,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const owned = opts.client ? null : WechatPayClient.fromCredentials(credentials, { baseUrl: config.baseUrl });
   const client: PayClient = opts.client ?? owned!;
   const db = openDb(config.dbPath, { synchronous: config.dbSynchronous });
+  const checkpointer = startCheckpointer(config.dbPath, 500, (message) => log.warn({ err: message }, 'checkpoint failed'));
   const store = new OrderStore(db);
   const auth = new Authenticator(db);
   const hub = new EventHub(store, auth, log, config.heartbeatSeconds * 1000);
@@ -55,11 +57,12 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });
   const bills = new BillService({ db, client, credentials, log, publish: (e) => hub.publish(e) });
-  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log });
+  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, beforeDbClose: () => checkpointer.stop() });
   let url: string;
   try {
     url = await server.listen(config.host, config.port);
   } catch (err) {
+    await checkpointer.stop();
     db.close();
     throw err;
   }

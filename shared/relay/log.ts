@@ -14,8 +14,16 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  let dest: pino.DestinationStream | undefined = destination as pino.DestinationStream | undefined;
+  if (!dest) {
+    // Lines are batched (one write per 4 KB instead of one per line: under a notification
+    // burst that is most of the logging cost) and flushed at least every second.
+    const boom = pino.destination({ fd: 2, sync: false, minLength: 4096 });
+    setInterval(() => boom.flush(), 1000).unref();
+    dest = boom;
+  }
   return pino(
     { level, base: { svc: 'relay' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ fd: 2, sync: false }),
+    dest,
   );
 }

@@ -32,6 +32,8 @@ export interface RelayParts {
   bills: BillService;
   credentials: Credentials;
   log: Logger;
+  /** Runs after in-flight work finished, before the database closes. */
+  beforeDbClose?: () => Promise<void>;
 }
 
 const JSON_LIMIT = 65_536;
@@ -206,6 +208,7 @@ export class RelayServer {
     }
     this.http.closeAllConnections();
     await closed;
+    await this.p.beforeDbClose?.();
     this.p.db.close();
     this.p.log.info('relay stopped');
     this.p.log.flush?.();

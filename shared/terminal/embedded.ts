@@ -95,39 +95,58 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     cleanups.length = 0;
   };
   try {
-    const sandbox = await startSandbox({
-      dir: dataDir, port: await freePort(state.sandbox_port), timeScale: opts.timeScale, closeMinAgeSeconds: opts.closeMinAgeSeconds,
-    });
+    // Reuse last run's ports when free (notify URLs of older orders stay valid), else any port.
+    const sandboxOpts = { dir: dataDir, timeScale: opts.timeScale, closeMinAgeSeconds: opts.closeMinAgeSeconds };
+    const sandbox = await startSandbox({ ...sandboxOpts, port: state.sandbox_port ?? 0 })
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE' || !state.sandbox_port) throw err;
+        return startSandbox({ ...sandboxOpts, port: 0 });
+      });
     cleanups.push(() => sandbox.close());
 
-    const relayPort = await freePort(state.relay_port);
-    const relayUrl = `http://127.0.0.1:${relayPort}`;
-    const env: Record<string, string> = {
-      WECHATPAY_CREDENTIALS_DIR: merchantDir,
-      WECHATPAY_BASE_URL: sandbox.url,
-      RELAY_PUBLIC_URL: relayUrl,
-      RELAY_HOST: '127.0.0.1',
-      RELAY_PORT: String(relayPort),
-      RELAY_DB: join(dataDir, 'relay.db'),
-      RELAY_LOG_LEVEL: opts.relayLogLevel ?? 'warn',
+    const relayEnv = (port: number): Record<string, string> => {
+      const env: Record<string, string> = {
+        WECHATPAY_CREDENTIALS_DIR: merchantDir,
+        WECHATPAY_BASE_URL: sandbox.url,
+        // The relay must know its own URL (notify_url) before listening: pick the port first.
+        RELAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        RELAY_HOST: '127.0.0.1',
+        RELAY_PORT: String(port),
+        RELAY_DB: join(dataDir, 'relay.db'),
+        RELAY_LOG_LEVEL: opts.relayLogLevel ?? 'warn',
+      };
+      if (opts.closeMinAgeSeconds !== undefined) env.RELAY_CLOSE_MIN_AGE_SECONDS = String(opts.closeMinAgeSeconds);
+      if (opts.queryAfterSeconds !== undefined) env.RELAY_QUERY_AFTER_SECONDS = String(opts.queryAfterSeconds);
+      return env;
     };
-    if (opts.closeMinAgeSeconds !== undefined) env.RELAY_CLOSE_MIN_AGE_SECONDS = String(opts.closeMinAgeSeconds);
-    if (opts.queryAfterSeconds !== undefined) env.RELAY_QUERY_AFTER_SECONDS = String(opts.queryAfterSeconds);
-    const config = loadRelayConfig(env);
+    let relayPort = await freePort(state.relay_port);
+    let config = loadRelayConfig(relayEnv(relayPort));
 
     // Terminals are created once; their tokens (only stored hashed in the relay) live here.
-    if (!state.cashier_token || !state.manager_token) {
+    // A removed relay.db forgets the terminals: issue new tokens then too.
+    if (!state.cashier_token || !state.manager_token || !existsSync(config.dbPath)) {
       state.cashier_token = addTerminal(config, 'cashier-1', 'cashier');
       state.manager_token = addTerminal(config, 'manager', 'manager');
     }
-    const relay = await startRelay(config);
-    cleanups.push(() => relay.close());
-    state.relay_port = Number(new URL(relay.url).port) || relayPort;
+    let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
+    for (let attempt = 0; !relay; attempt++) {
+      try {
+        relay = await startRelay(config);
+      } catch (err) {
+        // Another process took the port between the probe and the listen: try another one.
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 3) throw err;
+        relayPort = await freePort();
+        config = loadRelayConfig(relayEnv(relayPort));
+      }
+    }
+    const relayHandle = relay;
+    cleanups.push(() => relayHandle.close());
+    state.relay_port = Number(new URL(relayHandle.url).port) || relayPort;
     state.sandbox_port = Number(new URL(sandbox.url).port) || undefined;
     writeJsonAtomic(statePath, state);
 
     const overrides: Partial<Settings> = {
-      relay_url: relay.url, terminal_token: state.cashier_token!, manager_token: state.manager_token!,
+      relay_url: relayHandle.url, terminal_token: state.cashier_token!, manager_token: state.manager_token!,
     };
     if (opts.printer) overrides.printer = opts.printer;
     const services = await startTerminalServices({
@@ -145,7 +164,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
       cleanups.push(() => webHost!.close());
     }
     return {
-      dataDir, sandboxUrl: sandbox.url, relayUrl: relay.url, webUrl: webHost?.url ?? null, webHost,
+      dataDir, sandboxUrl: sandbox.url, relayUrl: relayHandle.url, webUrl: webHost?.url ?? null, webHost,
       cashierToken: state.cashier_token!, managerToken: state.manager_token!, services, created, close: closeAll,
     };
   } catch (err) {

@@ -142,7 +142,11 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     send(res, !result.ok && result.error.code === 'UNKNOWN_METHOD' ? 404 : 200, result);
   };
 
+  let port = 0;
   const server = createServer((req, res) => {
+    // DNS-rebinding guard: a page served under another name must not read this host's pages.
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) return send(res, 421, { code: 'MISDIRECTED', message: 'use http://127.0.0.1' });
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
       handleApi(req, res, url.pathname).catch((err) => {
@@ -161,7 +165,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     server.once('error', fail);
     server.listen(opts.port ?? 0, '127.0.0.1', () => ok());
   });
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
   const origin = `http://127.0.0.1:${port}`;
   return {
     url: `${origin}/#secret=${secret}`,

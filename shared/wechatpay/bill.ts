@@ -26,6 +26,15 @@ export function checkBillApplyResponse(res: TradeBillResponse): void {
 
 /** Yields the bytes of `source`, gunzipped when `gzip` (or, when undefined, when they start like gzip). */
 async function* decompressed(source: AsyncIterable<Buffer>, gzip: boolean | undefined): AsyncGenerator<Buffer> {
+  if (gzip === false) {
+    yield* source;
+    return;
+  }
+  if (gzip === true && source instanceof Readable) {
+    // Known gzip from a stream: pipe straight in, no sniffing hop.
+    yield* gunzipped(source);
+    return;
+  }
   const it = source[Symbol.asyncIterator]();
   let first = await it.next();
   while (!first.done && first.value.length === 0) first = await it.next();
@@ -40,8 +49,12 @@ async function* decompressed(source: AsyncIterable<Buffer>, gzip: boolean | unde
     yield* rest();
     return;
   }
-  const gunzip = createGunzip();
-  const input = Readable.from(rest());
+  yield* gunzipped(Readable.from(rest()));
+}
+
+async function* gunzipped(input: Readable): AsyncGenerator<Buffer> {
+  // 64 KB output chunks: fewer thread-pool round trips than the 16 KB default (which left the parser idle), less memory in flight than larger ones (measured).
+  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
   input.on('error', (err) => gunzip.destroy(err));
   input.pipe(gunzip);
   try {

@@ -2,7 +2,7 @@
  * Browser side of the end-to-end tests: Debian Chromium through playwright-core at the counter
  * screen's size, screenshots saved as artifacts, and the on-screen QR read back from pixels.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -11,6 +11,8 @@ import { PNG as PNGUntyped } from 'pngjs';
 import jsQR from 'jsqr';
 
 const PNG = PNGUntyped as { sync: { read(buf: Buffer): { width: number; height: number; data: Buffer } } };
+
+const RENDERER_INDEX = fileURLToPath(new URL('../../dist/renderer/index.html', import.meta.url));
 
 export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/e2e', import.meta.url));
 
@@ -48,6 +50,7 @@ export async function closeBrowser(): Promise<void> {
 
 /** A fresh browser context (its own storage, like a newly started app window) on the web host. */
 export async function openApp(webUrl: string): Promise<Session> {
+  if (!existsSync(RENDERER_INDEX)) throw new Error(`${RENDERER_INDEX} is missing: run \`npm run build:renderer\` (npm test does it first)`);
   const context = await (await getBrowser()).newContext({ viewport: { width: 1366, height: 768 } });
   const page = await context.newPage();
   const errors: string[] = [];

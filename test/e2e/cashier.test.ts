@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { startStack, type Stack } from '../helpers/stack';
 import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
 import { closeBrowser, openApp, readScreenQr, shot, type Page, type Session } from './browser';
+import { formatFen } from '../../renderer/src/money';
 import { clearSandboxFaults, relayOrder, sandboxFaults, sandboxPay } from './sandbox-client';
 
 let dir: string;
@@ -202,5 +203,23 @@ describe('cashier screen', () => {
     await page.keyboard.press('Enter');
     await page.locator('[data-testid=qr][data-ready="1"]').waitFor();
     expect(await page.locator('[data-testid=order-total]').textContent()).toBe(total);
+  });
+
+  it('charges what was just tapped even when Enter comes before the screen redraws', async () => {
+    const { page } = app;
+    await page.keyboard.press('Escape');
+    await page.locator('[data-testid=cashier]').waitFor();
+    await addFirstItem(0);
+    await page.locator('.merchant-tab').nth(1).click();
+    await page.locator('.catalog-grid .item').first().waitFor();
+    const expected = await stack.services.listMerchants();
+    const sum = expected[0]!.catalog![0]!.price + expected[1]!.catalog![0]!.price;
+    // Tap and Enter in one task: no render can happen in between.
+    await page.evaluate(`(() => {
+      document.querySelector('.catalog-grid .item').click();
+      window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
+    })()`);
+    await page.locator('[data-testid=qr][data-ready="1"]').waitFor();
+    expect(await page.locator('[data-testid=order-total]').textContent()).toBe(formatFen(sum));
   });
 });

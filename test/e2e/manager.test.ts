@@ -11,7 +11,7 @@ import type { Order } from '../../shared/contracts/relay-api';
 import { formatFen } from '../../renderer/src/money';
 
 // Closing is refused for the first few seconds after creation (the real rule is 5 minutes).
-const CLOSE_MIN_AGE = 6;
+const CLOSE_MIN_AGE = 8;
 
 let stack: Stack;
 let app: Session;
@@ -197,6 +197,26 @@ describe('settings screen', () => {
     expect(await page.locator('[data-testid=charge]').textContent()).toBe('Charge ¥0.00');
     await shot(page, 'cashier-english');
     expect((await stack.services.getSettings()).language).toBe('en');
+  });
+
+  it('tells the cashier when the payment server cannot be reached, and recovers', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=tab-settings]').click();
+    await page.locator('#f-relay_url').fill('http://127.0.0.1:9');
+    await page.locator('[data-testid=settings-save]').click();
+    await page.locator('[data-testid=connection][data-state=offline]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-testid=tab-cashier]').click();
+    const banner = page.locator('[data-testid=cashier-offline]');
+    await banner.waitFor();
+    expect(await banner.textContent()).toMatch(/Offline/);
+    await shot(page, 'cashier-offline');
+
+    await page.locator('[data-testid=tab-settings]').click();
+    await page.locator('#f-relay_url').fill(stack.relayUrl);
+    await page.locator('[data-testid=settings-save]').click();
+    await page.locator('[data-testid=connection][data-state=online]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-testid=tab-cashier]').click();
+    expect(await page.locator('[data-testid=cashier-offline]').count()).toBe(0);
   });
 
   it('locks the manager screen once the manager token is removed', async () => {

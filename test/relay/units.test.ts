@@ -11,6 +11,8 @@ import { OrderStore } from '../../shared/relay/store';
 import { checkResult, combinedState } from '../../shared/relay/orders';
 import { validateBillDate } from '../../shared/relay/bills';
 import { RelayError } from '../../shared/relay/errors';
+import { startCheckpointer } from '../../shared/relay/checkpoint';
+import { statSync } from 'node:fs';
 
 const baseEnv = { WECHATPAY_CREDENTIALS_DIR: '/tmp/creds', RELAY_PUBLIC_URL: 'http://127.0.0.1:1' };
 
@@ -146,5 +148,23 @@ describe('order store', () => {
     expect(() => validateBillDate({ bill_date: '2026-02-30' })).toThrow(/bill_date/);
     expect(() => validateBillDate({ bill_date: '2999-01-01' })).toThrow(/future/);
     expect(() => validateBillDate({})).toThrow(/bill_date/);
+  });
+});
+
+describe('WAL checkpointer', () => {
+  it('moves committed pages into the database file from its worker thread', async () => {
+    const p = join(mkdtempSync(join(tmpdir(), 'relay-')), 'cp.db');
+    const db = openDb(p);
+    const errors: string[] = [];
+    const cp = startCheckpointer(p, 50, (m) => errors.push(m));
+    db.exec('CREATE TABLE t (x)');
+    const ins = db.prepare('INSERT INTO t VALUES (randomblob(1000))');
+    db.transaction(() => { for (let i = 0; i < 500; i++) ins.run(); })();
+    const before = statSync(p).size;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(statSync(p).size).toBeGreaterThan(before + 400_000);
+    await cp.stop();
+    expect(errors).toEqual([]);
+    db.close();
   });
 });

@@ -5,6 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
@@ -105,7 +106,18 @@ describe('embedded stack', () => {
   it('a restart reuses the data folder: same tokens, same history, no duplicate receipt', async () => {
     const tokens = [stack.cashierToken, stack.managerToken];
     await stack.close();
-    stack = await startStack({ dir, printer: printer.uri });
+    // Last run's ports are taken by someone else now: the restart must pick others.
+    const squatters = await Promise.all([stack.sandboxUrl, stack.relayUrl].map((u) => new Promise<Server>((ok) => {
+      const srv = createServer();
+      srv.listen(Number(new URL(u).port), '127.0.0.1', () => ok(srv));
+    })));
+    const old = [stack.sandboxUrl, stack.relayUrl];
+    try {
+      stack = await startStack({ dir, printer: printer.uri });
+    } finally {
+      for (const s of squatters) s.close();
+    }
+    expect([stack.sandboxUrl, stack.relayUrl].some((u) => old.includes(u))).toBe(false);
     expect([stack.cashierToken, stack.managerToken]).toEqual(tokens);
     expect((await stack.services.getOrder(order.combine_out_trade_no)).state).toBe('SUCCESS');
     await until('online again', () => stack.services.connection === 'online');

@@ -53,6 +53,16 @@ describe('web host', () => {
     expect(await trav.text()).not.toContain('outside the renderer');
   });
 
+  it('answers only under its loopback name (DNS-rebinding guard)', async () => {
+    const { request } = await import('node:http');
+    const status = await new Promise<number>((ok, fail) => {
+      const req = request(`${host.origin}/`, { headers: { host: 'attacker.example' } }, (res) => { res.resume(); ok(res.statusCode!); });
+      req.on('error', fail);
+      req.end();
+    });
+    expect(status).toBe(421);
+  });
+
   it('refuses API calls without or with a wrong secret', async () => {
     expect((await api('getSettings', [], null)).status).toBe(401);
     expect((await api('getSettings', [], 'x'.repeat(43))).status).toBe(401);

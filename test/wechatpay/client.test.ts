@@ -21,7 +21,7 @@ let fake: FakeWechatPay;
 function client(over: Partial<ConstructorParameters<typeof WechatPayClient>[0]> = {}) {
   return new WechatPayClient({
     mchid: '1900000109', certSerial: '3775B6A45ACD588826D15E583A95F5DD3E4C9D9B', privateKey: merchant.privateKey, apiV3Key: apiKey(),
-    wechatpayPublicKey: { id: PUB_ID, key: wx.publicKey }, baseUrl: fake.url, backoffBaseMs: 5, timeoutMs: 2000, ...over,
+    wechatpayPublicKey: { id: PUB_ID, key: wx.publicKey }, baseUrl: fake.url, backoffBaseMs: 5, timeoutMs: 15_000, ...over,
   });
 }
 

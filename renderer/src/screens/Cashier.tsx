@@ -3,28 +3,38 @@
  * Keyboard-first: digits type the selected merchant's amount, ←/→ switch merchant,
  * Enter charges, Esc clears or goes back. Every control is also a large touch target.
  */
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Order, SubMerchantInfo } from '../../../shared/contracts/relay-api';
 import { FINAL_STATES } from '../../../shared/contracts/relay-api';
-import { api, mergeOrders, useAppState } from '../store';
+import { api, getState, mergeOrders, useAppState } from '../store';
 import { t } from '../i18n';
 import { formatFen, pushKey } from '../money';
 import { friendly } from '../errors';
 import { buildRequest, cartTotal, merchantTotal, type Cart } from './cart';
 import { OrderView } from './OrderView';
+import { isTyping, useKeys } from '../keys';
 
 const KEYS = ['7', '8', '9', '⌫', '4', '5', '6', 'C', '1', '2', '3', '00', '0', '.'];
-
-function isTyping(e: KeyboardEvent): boolean {
-  const el = e.target as HTMLElement | null;
-  return !!el && (el.tagName === 'INPUT' || el.tagName === 'SELECT' || el.tagName === 'TEXTAREA');
-}
 
 export function Cashier({ active }: { active: boolean }) {
   const s = useAppState();
   const merchants = s.merchants;
-  const [cart, setCart] = useState<Cart>({});
-  const [selected, setSelected] = useState(0);
+  // The sale and the selected merchant live in refs updated at once, with state only to re-render:
+  // a key pressed right after a tap (before the next render) must see that tap.
+  const [cart, setCartState] = useState<Cart>({});
+  const cartRef = useRef<Cart>(cart);
+  const setCart = (next: Cart | ((c: Cart) => Cart)) => {
+    const value = typeof next === 'function' ? next(cartRef.current) : next;
+    if (value === cartRef.current) return;
+    cartRef.current = value;
+    setCartState(value);
+  };
+  const [selected, setSelectedState] = useState(0);
+  const selectedRef = useRef(selected);
+  const setSelected = (next: number | ((i: number) => number)) => {
+    selectedRef.current = typeof next === 'function' ? next(selectedRef.current) : next;
+    setSelectedState(selectedRef.current);
+  };
   const [viewing, setViewing] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<{ text: string; code?: string } | null>(null);
@@ -47,22 +57,22 @@ export function Cashier({ active }: { active: boolean }) {
   const current: SubMerchantInfo | undefined = merchants[Math.min(selected, merchants.length - 1)];
   const total = cartTotal(merchants, cart);
 
-  const editEntry = useCallback(
-    (key: string) => {
-      if (!current) return;
-      setError(null);
-      setCart((c) => {
-        const mc = c[current.mchid] ?? { items: {}, entry: '' };
-        let entry: string | null;
-        if (key === '⌫') entry = mc.entry.slice(0, -1);
-        else if (key === 'C') entry = '';
-        else entry = pushKey(mc.entry, key);
-        if (entry === null) return c;
-        return { ...c, [current.mchid]: { ...mc, entry } };
-      });
-    },
-    [current],
-  );
+  const editEntry = (key: string) => {
+    const list = getState().merchants;
+    const target = list[Math.min(selectedRef.current, list.length - 1)];
+    if (!target) return;
+    const mchid = target.mchid;
+    setError(null);
+    setCart((c) => {
+      const mc = c[mchid] ?? { items: {}, entry: '' };
+      let entry: string | null;
+      if (key === '⌫') entry = mc.entry.slice(0, -1);
+      else if (key === 'C') entry = '';
+      else entry = pushKey(mc.entry, key);
+      if (entry === null) return c;
+      return { ...c, [mchid]: { ...mc, entry } };
+    });
+  };
 
   const addItem = (m: SubMerchantInfo, sku: string, delta: number) => {
     setError(null);
@@ -75,8 +85,10 @@ export function Cashier({ active }: { active: boolean }) {
     });
   };
 
-  const charge = useCallback(async () => {
+  const charge = async () => {
     if (busy.current) return;
+    const cart = cartRef.current;
+    const merchants = getState().merchants;
     const built = buildRequest(merchants, cart);
     if (!built.ok) {
       setError({
@@ -104,28 +116,24 @@ export function Cashier({ active }: { active: boolean }) {
       busy.current = false;
       setCreating(false);
     }
-  }, [merchants, cart]);
+  };
 
-  useEffect(() => {
+  useKeys((e) => {
     if (!active || viewing) return;
-    const onKey = (e: KeyboardEvent) => {
-      if (isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
-      if (/^[0-9.]$/.test(e.key)) editEntry(e.key);
-      else if (e.key === 'Backspace') editEntry('⌫');
-      else if (e.key === 'Delete') editEntry('C');
-      else if (e.key === 'Enter') void charge();
-      else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
-        const n = merchants.length || 1;
-        setSelected((i) => (i + (e.key === 'ArrowRight' ? 1 : n - 1)) % n);
-      } else if (e.key === 'Escape') {
-        if (error) setError(null);
-        else editEntry('C');
-      } else return;
-      e.preventDefault();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [active, viewing, editEntry, charge, merchants, error]);
+    if (isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (/^[0-9.]$/.test(e.key)) editEntry(e.key);
+    else if (e.key === 'Backspace') editEntry('⌫');
+    else if (e.key === 'Delete') editEntry('C');
+    else if (e.key === 'Enter') void charge();
+    else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+      const n = merchants.length || 1;
+      setSelected((i) => (i + (e.key === 'ArrowRight' ? 1 : n - 1)) % n);
+    } else if (e.key === 'Escape') {
+      if (error) setError(null);
+      else editEntry('C');
+    } else return;
+    e.preventDefault();
+  });
 
   const viewedOrder: Order | undefined = viewing ? s.orders[viewing] : undefined;
   if (viewing && viewedOrder) {

@@ -2,7 +2,7 @@
  * One order at the till: the QR large with the total and the expiry countdown while unpaid,
  * a success screen once paid. Status comes from pushed events; fixed regions so nothing jumps.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import type { Order } from '../../../shared/contracts/relay-api';
 import { api, useAppState } from '../store';
 import { t } from '../i18n';
@@ -11,6 +11,7 @@ import { formatCountdown, useNow } from '../time';
 import { friendly } from '../errors';
 import { Qr } from '../components/Qr';
 import { PrintStatus } from '../components/PrintStatus';
+import { isTyping, useKeys } from '../keys';
 
 interface Props {
   order: Order;
@@ -25,17 +26,13 @@ export function OrderView({ order, active, sandbox, onBack }: Props) {
   const paid = order.state === 'SUCCESS';
   const final = paid || order.state === 'CLOSED' || order.state === 'PAYERROR';
 
-  useEffect(() => {
-    if (!active) return;
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape' || (e.key === 'Enter' && final)) {
-        e.preventDefault();
-        onBack();
-      }
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [active, final, onBack]);
+  useKeys((e) => {
+    if (!active || isTyping(e)) return;
+    if (e.key === 'Escape' || (e.key === 'Enter' && final)) {
+      e.preventDefault();
+      onBack();
+    }
+  });
 
   const simulate = async () => {
     setNote(null);

@@ -1,0 +1,22 @@
+/**
+ * Window key handling that always sees the latest render. A listener re-registered in an effect
+ * lags behind state (effects run after paint), so a fast cashier's Enter right after a tap would
+ * charge the previous cart; here the listener is registered once and calls the newest handler.
+ */
+import { useEffect, useRef } from 'preact/hooks';
+
+export function useKeys(handler: (e: KeyboardEvent) => void): void {
+  const latest = useRef(handler);
+  latest.current = handler;
+  useEffect(() => {
+    const fn = (e: KeyboardEvent) => latest.current(e);
+    window.addEventListener('keydown', fn);
+    return () => window.removeEventListener('keydown', fn);
+  }, []);
+}
+
+/** True when the key goes to a form field, where digits and Enter mean typing, not the till. */
+export function isTyping(e: KeyboardEvent): boolean {
+  const el = e.target as HTMLElement | null;
+  return !!el && (el.tagName === 'INPUT' || el.tagName === 'SELECT' || el.tagName === 'TEXTAREA');
+}
