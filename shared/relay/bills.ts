@@ -6,7 +6,7 @@
 import type { BillMerchantTotals, BillMismatch, ReconciliationReport, RelayEvent } from '../contracts/relay-api';
 import type { Credentials } from '../wechatpay/credentials';
 import type { TradeBillRecord } from '../wechatpay/models';
-import type { Db } from './db';
+import { ORDER_HORIZON_MS, type Db } from './db';
 import type { Logger } from './log';
 import { BadRequest, RelayError } from './errors';
 import { errorCode, type PayClient } from './upstream';
@@ -124,7 +124,8 @@ export class BillService {
     const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
     const localPaid = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state, s.transaction_id, o.paid_ms
       FROM sub_orders s JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no
-      WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?`).all(dayStart, dayStart + 86_400_000) as LocalSub[];
+      WHERE o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?`)
+      .all(dayStart - ORDER_HORIZON_MS, dayStart + 86_400_000, dayStart, dayStart + 86_400_000) as LocalSub[];
     const bySubNo = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state, s.transaction_id, o.paid_ms
       FROM sub_orders s JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no WHERE s.out_trade_no = ?`);
     const totals = new Map(merchants.map((m) => [m.mchid, m]));

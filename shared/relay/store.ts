@@ -3,7 +3,7 @@
  * together with its change-feed row (the cursor terminals resume from).
  */
 import type { Alert, Order, OrderCreation, OrderState, SubOrder } from '../contracts/relay-api';
-import type { Db } from './db';
+import { ORDER_HORIZON_MS, type Db } from './db';
 
 export const OPEN_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING'];
 const OPEN_SQL = "('NOTPAY','USERPAYING')";
@@ -100,7 +100,8 @@ export class OrderStore {
       maxCursor: db.prepare("SELECT COALESCE(MAX(cursor), 0) AS c FROM events"),
       minCursor: db.prepare("SELECT COALESCE(MIN(cursor), 0) AS c FROM events"),
       since: db.prepare('SELECT combine_out_trade_no AS no, MAX(cursor) AS c FROM events WHERE cursor > ? GROUP BY combine_out_trade_no ORDER BY c'),
-      snapshot: db.prepare(`SELECT * FROM orders WHERE (state IN ${OPEN_SQL} AND creation != 'FAILED') OR updated_ms >= ? ORDER BY created_ms DESC LIMIT 1000`),
+      snapshot: db.prepare(`SELECT * FROM orders WHERE created_ms >= ? AND ((state IN ${OPEN_SQL} AND creation != 'FAILED') OR updated_ms >= ?)
+        ORDER BY created_ms DESC LIMIT 1000`),
       prune: db.prepare('DELETE FROM events WHERE at_ms < ? AND cursor < (SELECT MAX(cursor) FROM events)'),
     };
   }
@@ -269,7 +270,7 @@ export class OrderStore {
 
   /** Open orders and everything that changed in the last hour. */
   snapshot(now = Date.now()): Order[] {
-    return (this.s.snapshot.all(now - 3_600_000) as OrderRow[]).map((r) => this.toOrder(r));
+    return (this.s.snapshot.all(now - ORDER_HORIZON_MS, now - 3_600_000) as OrderRow[]).map((r) => this.toOrder(r));
   }
 
   pruneEvents(olderThanMs: number): void {
@@ -298,7 +299,8 @@ export class OrderStore {
   takings(dayStartMs: number): { mchid: string; amount: number; count: number }[] {
     return this.db.prepare(`SELECT s.mchid AS mchid, SUM(s.amount) AS amount, COUNT(*) AS count FROM orders o
       JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no
-      WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ? GROUP BY s.mchid`).all(dayStartMs, dayStartMs + 86_400_000) as {
+      WHERE o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ? GROUP BY s.mchid`)
+      .all(dayStartMs - ORDER_HORIZON_MS, dayStartMs + 86_400_000, dayStartMs, dayStartMs + 86_400_000) as {
       mchid: string; amount: number; count: number;
     }[];
   }
