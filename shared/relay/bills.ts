@@ -122,11 +122,14 @@ export class BillService {
   private reconcile(billDate: string, merchants: BillMerchantTotals[], billRows: Map<string, TradeBillRecord[]>): BillMismatch[] {
     const db = this.o.db;
     const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
-    const localPaid = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state, s.transaction_id, o.paid_ms
+    // Transaction ids live on the order row (migration 3), keyed by sub-order number.
+    const localPaid = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state,
+      json_extract(o.transaction_ids, '$."' || s.out_trade_no || '"') AS transaction_id, o.paid_ms
       FROM sub_orders s JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no
       WHERE o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?`)
       .all(dayStart - ORDER_HORIZON_MS, dayStart + 86_400_000, dayStart, dayStart + 86_400_000) as LocalSub[];
-    const bySubNo = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state, s.transaction_id, o.paid_ms
+    const bySubNo = db.prepare(`SELECT s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount, o.state,
+      json_extract(o.transaction_ids, '$."' || s.out_trade_no || '"') AS transaction_id, o.paid_ms
       FROM sub_orders s JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no WHERE s.out_trade_no = ?`);
     const totals = new Map(merchants.map((m) => [m.mchid, m]));
     const mismatches: BillMismatch[] = [];

@@ -67,6 +67,7 @@ export class EventHub {
   }
 
   orderUpdated(order: Order, cursor: number): void {
+    if (this.clients.size === 0) return; // nobody listening: skip serializing
     this.broadcast(JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent));
   }
 

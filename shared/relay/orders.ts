@@ -4,7 +4,6 @@
  */
 import type { Credentials } from '../wechatpay/credentials';
 import type { CombineNativeRequest, CombineOrderResult } from '../wechatpay/models';
-
 import { formatBeijing, parseRfc3339 } from '../wechatpay/time';
 import type { Order, OrderState } from '../contracts/relay-api';
 import type { Logger } from './log';
@@ -112,7 +111,7 @@ export class OrderService {
   private async resume(row: OrderRow): Promise<Order> {
     const inflight = this.inflight.get(row.combine_out_trade_no);
     if (inflight) return inflight;
-    if (row.creation === 'CREATED') return this.o.store.toOrder(row);
+    if (row.creation === 'CREATED' || (row.state !== 'NOTPAY' && row.state !== 'USERPAYING')) return this.o.store.toOrder(row);
     if (row.creation === 'PENDING' || (row.creation === 'FAILED' && row.watch === 1)) return this.send(row.combine_out_trade_no);
     throw new RelayError(502, `UPSTREAM_${row.error_code ?? 'ERROR'}`, `WeChat Pay refused the order: ${row.error_message ?? ''}`, {
       upstream_code: row.error_code, order: this.o.store.toOrder(row),

@@ -23,7 +23,6 @@ export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
   private readonly busy = new Map<string, Promise<void>>();
   private stopped = false;
-  private lastPrune = 0;
 
   constructor(
     private readonly store: OrderStore,
@@ -50,10 +49,7 @@ export class Reconciler {
   tick(): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (now - this.lastPrune > 3_600_000) {
-      this.lastPrune = now;
-      this.store.pruneEvents(now - 24 * 3_600_000);
-    }
+    this.store.unwatchFinal();
     const room = (this.o.concurrency ?? 4) - this.busy.size;
     if (room <= 0) return;
     for (const no of this.store.due(now, room + this.busy.size)) {
@@ -103,7 +99,7 @@ export class Reconciler {
       this.orders.applyResult(no, result, 'query');
     } finally {
       const after = this.store.row(no);
-      if (after && after.watch === 1) {
+      if (after && after.watch === 1 && (after.state === 'NOTPAY' || after.state === 'USERPAYING')) {
         const wait = this.backoff(after.check_attempts);
         // Expired but too young to close: come back when closing is allowed.
         this.store.schedule(no, expired ? Math.max(closeAt, now + 1000) : Math.min(now + wait, Math.max(row.expires_ms, now + 1000)));

@@ -111,10 +111,10 @@ export class RelayServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://relay');
-    const path = url.pathname;
-    const method = req.method ?? 'GET';
     const p = this.p;
+    const method = req.method ?? 'GET';
+    // The hot path (WeChat Pay notifications) skips URL parsing.
+    const path = req.url === '/wechatpay/notify' ? req.url : new URL(req.url ?? '/', 'http://relay').pathname;
     if (path === '/wechatpay/notify') {
       if (method !== 'POST') throw new RelayError(405, 'METHOD_NOT_ALLOWED', 'POST only');
       const out = await p.notify.handle(req);
@@ -124,6 +124,7 @@ export class RelayServer {
       return;
     }
     if (path === '/healthz' && method === 'GET') return sendJson(res, 200, { ok: true });
+    const url = new URL(req.url ?? '/', 'http://relay');
     if (!path.startsWith('/v1/')) throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
     const auth = req.headers.authorization;
     const q = url.searchParams;

@@ -33,7 +33,13 @@ export interface OrderRow {
   watch: number;
   next_check_ms: number;
   check_attempts: number;
+  cursor: number;
+  transaction_ids: string | null;
 }
+
+/** What an Order is built from (request_json and scheduling columns stay in the database). */
+const ORDER_COLUMNS = `combine_out_trade_no, state, total_amount, description, code_url, created_at, expires_at, paid_at, closed_at,
+  terminal, creation, error_code, error_message, version, cursor, transaction_ids`;
 
 export interface SubOrderRow {
   out_trade_no: string;
@@ -48,7 +54,7 @@ export interface SubOrderRow {
 }
 
 export interface NewOrder {
-  row: Omit<OrderRow, 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message'>;
+  row: Omit<OrderRow, 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message' | 'cursor' | 'transaction_ids'>;
   subs: Omit<SubOrderRow, 'transaction_id' | 'state'>[];
 }
 
@@ -70,6 +76,8 @@ export interface Change {
 export class OrderStore {
   private readonly s;
   private listeners: ChangeListener[] = [];
+  /** Last change-feed cursor handed out (one relay process owns the database). */
+  private seq: number;
 
   constructor(readonly db: Db) {
     this.s = {
@@ -82,28 +90,26 @@ export class OrderStore {
         @updated_ms, @terminal, @creation, @idempotency_key, @request_hash, @request_json, @watch, @next_check_ms)`),
       insertSub: db.prepare(`INSERT INTO sub_orders (out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach, state)
         VALUES (@out_trade_no, @combine_out_trade_no, @idx, @mchid, @description, @amount, @attach, 'NOTPAY')`),
-      event: db.prepare('INSERT INTO events (combine_out_trade_no, at_ms) VALUES (?, ?)'),
       transition: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
-        watch = @watch, version = version + 1, updated_ms = @now
-        WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state RETURNING *`),
-      subState: db.prepare('UPDATE sub_orders SET state = ?, transaction_id = COALESCE(?, transaction_id) WHERE out_trade_no = ? AND combine_out_trade_no = ?'),
+        version = version + 1, updated_ms = @now, cursor = @cursor, transaction_ids = @transaction_ids
+        WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state RETURNING ${ORDER_COLUMNS}`),
       created: db.prepare(`UPDATE orders SET code_url = ?, creation = 'CREATED', error_code = NULL, error_message = NULL,
-        version = version + 1, updated_ms = ?, watch = 1 WHERE combine_out_trade_no = ?`),
+        version = version + 1, updated_ms = ?, watch = 1, cursor = ? WHERE combine_out_trade_no = ?`),
       failed: db.prepare(`UPDATE orders SET creation = 'FAILED', error_code = ?, error_message = ?, watch = ?,
-        version = version + 1, updated_ms = ? WHERE combine_out_trade_no = ?`),
+        version = version + 1, updated_ms = ?, cursor = ? WHERE combine_out_trade_no = ?`),
       schedule: db.prepare('UPDATE orders SET next_check_ms = ?, check_attempts = check_attempts + 1 WHERE combine_out_trade_no = ?'),
       unwatch: db.prepare('UPDATE orders SET watch = 0 WHERE combine_out_trade_no = ?'),
+      unwatchFinal: db.prepare(`UPDATE orders SET watch = 0 WHERE watch = 1 AND state NOT IN ${OPEN_SQL}`),
       due: db.prepare('SELECT combine_out_trade_no FROM orders WHERE watch = 1 AND next_check_ms <= ? ORDER BY next_check_ms LIMIT ?'),
       alert: db.prepare('INSERT OR IGNORE INTO alerts (kind, combine_out_trade_no, message, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?)'),
       alerts: db.prepare('SELECT id, kind, combine_out_trade_no, message, created_at FROM alerts ORDER BY id DESC LIMIT ?'),
       audit: db.prepare('INSERT INTO audit_log (at, terminal, action, target, detail) VALUES (?, ?, ?, ?, ?)'),
-      maxCursor: db.prepare("SELECT COALESCE(MAX(cursor), 0) AS c FROM events"),
-      minCursor: db.prepare("SELECT COALESCE(MIN(cursor), 0) AS c FROM events"),
-      since: db.prepare('SELECT combine_out_trade_no AS no, MAX(cursor) AS c FROM events WHERE cursor > ? GROUP BY combine_out_trade_no ORDER BY c'),
+      maxCursor: db.prepare('SELECT COALESCE(MAX(cursor), 0) AS c FROM orders'),
+      since: db.prepare('SELECT * FROM orders WHERE created_ms >= ? AND cursor > ? ORDER BY cursor'),
       snapshot: db.prepare(`SELECT * FROM orders WHERE created_ms >= ? AND ((state IN ${OPEN_SQL} AND creation != 'FAILED') OR updated_ms >= ?)
         ORDER BY created_ms DESC LIMIT 1000`),
-      prune: db.prepare('DELETE FROM events WHERE at_ms < ? AND cursor < (SELECT MAX(cursor) FROM events)'),
     };
+    this.seq = (this.s.maxCursor.get() as { c: number }).c;
   }
 
   onChange(l: ChangeListener): void {
@@ -126,6 +132,7 @@ export class OrderStore {
   }
 
   toOrder(r: OrderRow, subs: SubOrderRow[] = this.subRows(r.combine_out_trade_no)): Order {
+    const ids = r.transaction_ids ? (JSON.parse(r.transaction_ids) as Record<string, string>) : null;
     return {
       combine_out_trade_no: r.combine_out_trade_no,
       state: r.state,
@@ -143,8 +150,9 @@ export class OrderStore {
         description: s.description,
         amount: s.amount,
         ...(s.attach !== null ? { attach: s.attach } : {}),
-        transaction_id: s.transaction_id,
-        state: s.state,
+        transaction_id: ids?.[s.out_trade_no] ?? s.transaction_id,
+        // All-or-nothing payment: a sub-order is always in its order's state.
+        state: r.state,
       })),
       creation: r.creation,
       error_code: r.error_code,
@@ -171,19 +179,17 @@ export class OrderStore {
   }
 
   markCreated(no: string, codeUrl: string, now = Date.now()): void {
-    const cursor = this.db.transaction(() => {
-      this.s.created.run(codeUrl, now, no);
-      return Number(this.s.event.run(no, now).lastInsertRowid);
-    })();
+    const cursor = this.seq + 1;
+    if (this.s.created.run(codeUrl, now, cursor, no).changes === 0) return;
+    this.seq = cursor;
     this.emit(no, cursor);
   }
 
   /** `watch`: keep following it (an ambiguous failure: WeChat may have created it). */
   markFailed(no: string, code: string, message: string, watch: boolean, now = Date.now()): void {
-    const cursor = this.db.transaction(() => {
-      this.s.failed.run(code, message.slice(0, 500), watch ? 1 : 0, now, no);
-      return Number(this.s.event.run(no, now).lastInsertRowid);
-    })();
+    const cursor = this.seq + 1;
+    if (this.s.failed.run(code, message.slice(0, 500), watch ? 1 : 0, now, cursor, no).changes === 0) return;
+    this.seq = cursor;
     this.emit(no, cursor);
   }
 
@@ -193,8 +199,14 @@ export class OrderStore {
    * changed. Does not emit. `subs`: the sub-order rows when the caller already read them.
    */
   transitionInTx(no: string, t: Transition, now = Date.now(), subs?: SubOrderRow[]): Change | null {
-    const final = t.state === 'SUCCESS' || t.state === 'CLOSED' || t.state === 'PAYERROR';
     const paidMs = t.state === 'SUCCESS' ? (t.paidMs ?? now) : null;
+    const current = subs ?? this.subRows(no);
+    const ids: Record<string, string> = {};
+    for (const s of current) {
+      const id = t.transactionIds?.get(s.out_trade_no) ?? s.transaction_id;
+      if (id) ids[s.out_trade_no] = id;
+    }
+    const cursor = this.seq + 1;
     // RETURNING: the new row comes back with the update, no second read.
     const row = this.s.transition.get({
       no,
@@ -202,14 +214,14 @@ export class OrderStore {
       paid_at: paidMs === null ? null : new Date(paidMs).toISOString(),
       paid_ms: paidMs,
       closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
-      watch: final ? 0 : 1,
       now,
+      cursor,
+      transaction_ids: Object.keys(ids).length ? JSON.stringify(ids) : null,
     }) as OrderRow | undefined;
     if (!row) return null;
-    const updated = (subs ?? this.subRows(no)).map((s) => ({ ...s, state: t.state, transaction_id: t.transactionIds?.get(s.out_trade_no) ?? s.transaction_id }));
-    for (const s of updated) this.s.subState.run(t.state, s.transaction_id, s.out_trade_no, no);
-    const cursor = Number(this.s.event.run(no, now).lastInsertRowid);
-    return { cursor, order: this.toOrder(row, updated) };
+    // Cursor numbers left unused by a rolled-back transaction are harmless gaps.
+    this.seq = cursor;
+    return { cursor, order: this.toOrder(row, current) };
   }
 
   transition(no: string, t: Transition, now = Date.now()): boolean {
@@ -225,6 +237,11 @@ export class OrderStore {
 
   schedule(no: string, atMs: number): void {
     this.s.schedule.run(atMs, no);
+  }
+
+  /** Final orders leave the reconciler's watch list, many per commit. */
+  unwatchFinal(): void {
+    this.s.unwatchFinal.run();
   }
 
   unwatch(no: string): void {
@@ -252,29 +269,18 @@ export class OrderStore {
   }
 
   cursor(): number {
-    return (this.s.maxCursor.get() as { c: number }).c;
+    return this.seq;
   }
 
-  /** Orders changed after `since`, latest state once each with its last cursor; null when the feed no longer reaches back that far. */
-  changesSince(since: number): { order: Order; cursor: number }[] | null {
-    const max = this.cursor();
-    const min = (this.s.minCursor.get() as { c: number }).c;
-    if (since > max || (min > 0 && since < min - 1)) return null;
-    const out: { order: Order; cursor: number }[] = [];
-    for (const r of this.s.since.all(since) as { no: string; c: number }[]) {
-      const order = this.get(r.no);
-      if (order) out.push({ order, cursor: r.c });
-    }
-    return out;
+  /** Orders changed after `since` (latest state once each, with its cursor); null when `since` is not from this feed. */
+  changesSince(since: number, now = Date.now()): { order: Order; cursor: number }[] | null {
+    if (since > this.seq) return null;
+    return (this.s.since.all(now - ORDER_HORIZON_MS, since) as OrderRow[]).map((r) => ({ order: this.toOrder(r), cursor: r.cursor }));
   }
 
   /** Open orders and everything that changed in the last hour. */
   snapshot(now = Date.now()): Order[] {
     return (this.s.snapshot.all(now - ORDER_HORIZON_MS, now - 3_600_000) as OrderRow[]).map((r) => this.toOrder(r));
-  }
-
-  pruneEvents(olderThanMs: number): void {
-    this.s.prune.run(olderThanMs);
   }
 
   list(f: ListFilter): Order[] {
