@@ -38,6 +38,7 @@ export interface RunningSandbox {
 }
 
 const MAX_BODY = 256 * 1024;
+const MAX_CLOCK_OFFSET_SECONDS = 10 * 365 * 86_400;
 
 interface Reply {
   status: number;
@@ -71,6 +72,15 @@ function parseJson(raw: Buffer): unknown {
     return JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new ApiFailure(400, 'PARAM_ERROR', `请求体不是合法的JSON (body is not valid JSON: ${(err as Error).message})`);
+  }
+}
+
+/** A path segment, decoded; broken percent-encoding is the caller's mistake (400), not ours (500). */
+function pathParam(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiFailure(400, 'PARAM_ERROR', `路径参数编码错误 (path segment ${segment} is not valid percent-encoding)`, { field: 'combine_out_trade_no', location: 'path' });
   }
 }
 
@@ -185,7 +195,7 @@ export class SandboxServer {
       const closeMatch = /^([^/]+)\/close$/.exec(rest);
       if (closeMatch) {
         need('POST');
-        const no = decodeURIComponent(closeMatch[1]!);
+        const no = pathParam(closeMatch[1]!);
         return (body) => {
           const r = this.orders.close(no, body, this.closeMinAge, this.now());
           return r === 'USERPAYING' ? { status: 202, body: { code: 'USERPAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
@@ -193,7 +203,7 @@ export class SandboxServer {
       }
       if (/^[^/]+$/.test(rest)) {
         need('GET');
-        const no = decodeURIComponent(rest);
+        const no = pathParam(rest);
         return () => ({ status: 200, body: this.orders.query(no, this.now()) });
       }
     }
@@ -279,7 +289,11 @@ export class SandboxServer {
         return this.json(res, 200, this.clock());
       case 'POST /sandbox/control/clock': {
         const off = b.offset_seconds;
-        if (typeof off !== 'number' || !Number.isFinite(off)) throw new ApiFailure(400, 'PARAM_ERROR', 'offset_seconds must be a number', { field: '/offset_seconds' });
+        // Bounded: the offset is stored, and a clock beyond what Date can hold would turn every
+        // later time (expiry, bill dates, the page) into NaN until the state file is edited.
+        if (typeof off !== 'number' || !Number.isFinite(off) || Math.abs(off) > MAX_CLOCK_OFFSET_SECONDS) {
+          throw new ApiFailure(400, 'PARAM_ERROR', `offset_seconds must be a number within ±${MAX_CLOCK_OFFSET_SECONDS} (10 years)`, { field: '/offset_seconds' });
+        }
         this.store.state.clock_offset_seconds = off;
         this.store.save();
         return this.json(res, 200, this.clock());

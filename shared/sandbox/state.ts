@@ -92,6 +92,8 @@ const MAX_LOG = 2000;
 
 /** Writes are coalesced into one snapshot per this many ms (bounded cost under load). */
 const FLUSH_DELAY_MS = 15;
+/** After a failed write, the next try. */
+const WRITE_RETRY_MS = 1000;
 
 export class StateStore {
   readonly path: string;
@@ -128,7 +130,26 @@ export class StateStore {
    * of requests rather than one per request); close() and process exit flush at once.
    */
   save(): void {
-    this.timer ??= setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+    this.timer ??= setTimeout(() => this.backgroundFlush(), FLUSH_DELAY_MS);
+  }
+
+  /** The last background write that failed (cleared by the next one that succeeds). */
+  lastWriteError: Error | undefined;
+
+  /**
+   * Timer path. The sandbox runs inside `npm start`'s process: a failed write (disk full, folder
+   * not writable) must not throw from a timer and take the cashier's app down with it. The state
+   * stays in memory and the write is tried again shortly (and at close / exit).
+   */
+  private backgroundFlush(): void {
+    try {
+      this.flush();
+      this.lastWriteError = undefined;
+    } catch (err) {
+      this.lastWriteError = err as Error;
+      this.timer = setTimeout(() => this.backgroundFlush(), WRITE_RETRY_MS);
+      this.timer.unref();
+    }
   }
 
   /** Writes the snapshot now: temp file + rename, so the file is always whole. */

@@ -125,8 +125,21 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     // Terminals are created once; their tokens (only stored hashed in the relay) live here.
     // A removed relay.db forgets the terminals: issue new tokens then too.
     if (!state.cashier_token || !state.manager_token || !existsSync(config.dbPath)) {
-      state.cashier_token = addTerminal(config, 'cashier-1', 'cashier');
-      state.manager_token = addTerminal(config, 'manager', 'manager');
+      // relay.db may still hold these names while their tokens are lost (embedded.json deleted, or a
+      // first start interrupted before it was written): take the next free name, never fail to start.
+      const add = (base: string, role: 'cashier' | 'manager'): string => {
+        for (let i = 1; ; i++) {
+          try {
+            return addTerminal(config, i === 1 ? base : `${base}-${i}`, role);
+          } catch (err) {
+            if ((err as { code?: string }).code !== 'TERMINAL_EXISTS' || i >= 100) throw err;
+          }
+        }
+      };
+      state.cashier_token = add('cashier-1', 'cashier');
+      state.manager_token = add('manager', 'manager');
+      // Kept at once: tokens exist only here (the relay stores hashes).
+      writeJsonAtomic(statePath, state);
     }
     let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
     for (let attempt = 0; !relay; attempt++) {

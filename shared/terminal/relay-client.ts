@@ -39,14 +39,16 @@ export class RelayClient {
       headers['content-type'] = 'application/json';
     }
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.baseUrl + path, { method, headers, body, signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs) });
+      // The deadline also covers the body: a relay stalling or dropping mid-answer is a transport failure too.
+      text = await res.text();
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } };
       if (e.name === 'TimeoutError') throw new TerminalError('RELAY_TIMEOUT', `relay did not answer ${method} ${path} in time`);
       throw new TerminalError('RELAY_UNREACHABLE', `relay unreachable at ${this.baseUrl}: ${e.cause?.code ?? e.message}`);
     }
-    const text = await res.text();
     let json: unknown = null;
     if (text) {
       try {

@@ -237,13 +237,29 @@ class Services implements TerminalServices {
   }
 
   async print(kind: PrintKind, no: string, reprint = false): Promise<PrintJob> {
-    const order = this.orders.get(no) ?? (await this.getOrder(no));
+    let order = this.orders.get(no);
+    let fresh: Order | null = null;
+    const original = this.queue.find(no, kind, false);
+    // The cache follows pushed events: a receipt asked for an order not yet seen paid here (the
+    // customer shows the payment before the notification arrives) asks the relay, which asks WeChat Pay.
+    if (!order || (kind === 'receipt' && order.state !== 'SUCCESS')) {
+      order = await this.relay.getOrder(no, kind === 'receipt');
+      if (kind === 'receipt') fresh = order;
+      else this.track(order);
+    }
     if (kind === 'receipt' && order.state !== 'SUCCESS') throw new TerminalError('ORDER_NOT_PAID', `order ${no} is ${order.state}: no paid receipt to print`, { field: 'kind' });
     if (kind === 'slip' && !order.code_url) throw new TerminalError('NO_CODE_URL', `order ${no} has no QR code to print`, { field: 'kind' });
     await this.ensureMerchantNames();
+    // The relay's answer also pushed the change: the automatic paid receipt started meanwhile is the
+    // paper asked for (retry resolves after its attempt, like a new job); another on top would be a second one.
+    const auto = this.queue.find(no, kind, false);
+    if (auto && auto !== original) return this.queue.retry(auto.id);
     // A second original would be indistinguishable from the first: once printed, it is a reprint.
-    const again = reprint || !!this.queue.find(no, kind, false);
-    return this.queue.enqueue(kind, order, this.merchantNames, again);
+    const again = reprint || !!auto;
+    const job = this.queue.enqueue(kind, order, this.merchantNames, again);
+    // Tracked only once this job exists, so the automatic paid receipt does not print a second one.
+    if (fresh) this.track(fresh);
+    return job;
   }
 
   async printJobs(): Promise<PrintJob[]> {

@@ -36,20 +36,26 @@ async function* decompressed(source: AsyncIterable<Buffer>, gzip: boolean | unde
     return;
   }
   const it = source[Symbol.asyncIterator]();
-  let first = await it.next();
-  while (!first.done && first.value.length === 0) first = await it.next();
-  if (first.done) return;
-  const head = first.value;
-  const isGzip = gzip ?? (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]);
-  async function* rest(): AsyncGenerator<Buffer> {
-    yield head;
-    for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+  try {
+    let first = await it.next();
+    while (!first.done && first.value.length === 0) first = await it.next();
+    if (first.done) return;
+    const head = first.value;
+    const isGzip = gzip ?? (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]);
+    async function* rest(): AsyncGenerator<Buffer> {
+      yield head;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    }
+    if (!isGzip) {
+      yield* rest();
+      return;
+    }
+    yield* gunzipped(Readable.from(rest()));
+  } finally {
+    // The iterator was taken by hand, so no for-await closes it: a bill abandoned part-way
+    // (malformed row, consumer stopped) must still end the download, or its socket stays open.
+    await it.return?.();
   }
-  if (!isGzip) {
-    yield* rest();
-    return;
-  }
-  yield* gunzipped(Readable.from(rest()));
 }
 
 async function* gunzipped(input: Readable): AsyncGenerator<Buffer> {

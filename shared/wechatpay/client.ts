@@ -4,7 +4,6 @@
  * sending, and streams trade bills.
  */
 import type { KeyObject } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { verifiedBillStream, checkBillApplyResponse, type TradeBillStream } from './bill';
 import { PlatformCertificateStore } from './certificates';
 import { buildCombineCloseBody, buildCombineNativeBody, parseCombineOrderResult, validateOrderNo } from './combine';
@@ -192,12 +191,7 @@ export class WechatPayClient {
   downloadTradeBill(res: TradeBillResponse, opts: { gzip?: boolean } = {}): TradeBillStream {
     checkBillApplyResponse(res);
     const path = downloadPath(res.download_url);
-    const transport = this.transport;
-    async function* body(): AsyncGenerator<Buffer> {
-      const r = await transport.stream(path);
-      for await (const c of r.stream as Readable) yield c as Buffer;
-    }
-    return verifiedBillStream(body(), res, opts);
+    return verifiedBillStream(this.transport.streamChunks(path), res, opts);
   }
 
   /** Apply + download + parse; resolves only once the whole bill has been checked. */

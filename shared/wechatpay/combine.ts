@@ -93,7 +93,9 @@ export function buildCombineNativeBody(req: CombineNativeRequest): CombineNative
     const out_trade_no = validateOrderNo(`${f}/out_trade_no`, o.out_trade_no);
     if (seen.has(out_trade_no)) throw new ValidationError(`${f}/out_trade_no`, `repeats ${out_trade_no}: every sub-order needs its own number`);
     seen.add(out_trade_no);
-    const description = text(`${f}/description`, o.description, { required: true, maxChars: 127 })!;
+    // The reference gives 127 characters; whether WeChat Pay counts characters or UTF-8 bytes is
+    // not settled (string(127) elsewhere means bytes). Safe reading: 127 bytes, as the relay does.
+    const description = text(`${f}/description`, o.description, { required: true, maxBytes: 127 })!;
     const sub: CombineNativeRequest['sub_orders'][number] = { mchid, attach, amount: { total_amount: total, currency: 'CNY' }, out_trade_no, description };
     const goods_tag = text(`${f}/goods_tag`, o.goods_tag, { maxBytes: 32 });
     if (goods_tag !== undefined) sub.goods_tag = goods_tag;

@@ -74,13 +74,22 @@ export function loadCredentials(dir: string): Credentials {
   let certSerial = m.cert_serial?.toUpperCase();
   if (!certSerial) {
     if (!existsSync(join(dir, 'apiclient_cert.pem'))) throw new ConfigError('merchant.json cert_serial', 'required when apiclient_cert.pem is absent');
-    certSerial = certificateSerial(read(dir, 'apiclient_cert.pem'));
+    try {
+      certSerial = certificateSerial(read(dir, 'apiclient_cert.pem'));
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      throw new ConfigError('apiclient_cert.pem', `not a usable X.509 certificate: ${(err as Error).message}`);
+    }
   }
   const pubPath = join(dir, 'wechatpay_public_key.pem');
   let wechatpayPublicKey: Credentials['wechatpayPublicKey'];
   if (existsSync(pubPath)) {
     if (!m.wechatpay_public_key_id) throw new ConfigError('merchant.json wechatpay_public_key_id', 'required with wechatpay_public_key.pem');
     wechatpayPublicKey = { id: m.wechatpay_public_key_id, key: loadPublicKey(read(dir, 'wechatpay_public_key.pem')) };
+  } else if (m.wechatpay_public_key_id) {
+    // An id without its key is a forgotten file, not a choice of certificate mode: a public-key
+    // merchant has no platform certificates, so every answer would fail to verify at the first sale.
+    throw new ConfigError('wechatpay_public_key.pem', `missing in ${dir} although merchant.json names wechatpay_public_key_id ${m.wechatpay_public_key_id} (remove the id for platform-certificate mode)`);
   }
   return {
     dir,

@@ -171,6 +171,37 @@ export class Transport {
     });
   }
 
+  /**
+   * The 2xx body of `stream(path)` as chunks, failing with TransportError TIMEOUT when no byte
+   * arrives for `timeoutMs`: axios's timeout ends once the headers are in, and a download that
+   * stalls part-way would otherwise hang its caller (a bill run) for good. Only the wait for the
+   * next chunk is timed, never the consumer's own work between chunks.
+   */
+  async *streamChunks(path: string): AsyncGenerator<Buffer> {
+    const r = await this.stream(path);
+    const idleMs = this.opts.timeoutMs ?? 10_000;
+    const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new TransportError('TIMEOUT', `download ${path.split('?')[0]} stalled: no data for ${idleMs} ms`)), idleMs);
+        });
+        let n: IteratorResult<Buffer>;
+        try {
+          n = await Promise.race([it.next(), stalled]);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      // Ends the response (and its socket) however the iteration stops.
+      r.stream.destroy();
+    }
+  }
+
   private async withRetries<T>(idempotent: boolean, attempt: (base: string) => Promise<T>): Promise<T> {
     const retries = idempotent ? this.maxRetries : 0;
     for (let n = 0; ; n++) {

@@ -223,6 +223,23 @@ describe('public-key mode', () => {
     expect(form.status).toBe(415);
   });
 
+  it('a path with broken percent-encoding is a 400 PARAM_ERROR, not a retryable 500', async () => {
+    const q = await send(env, 'GET', '/v3/combine-transactions/out-trade-no/C%ZZ123456');
+    expect([q.status, q.json.code]).toEqual([400, 'PARAM_ERROR']);
+    const c = await send(env, 'POST', '/v3/combine-transactions/out-trade-no/C%E4123456/close', { combine_appid: env.creds.appid, sub_orders: [] });
+    expect([c.status, c.json.code]).toEqual([400, 'PARAM_ERROR']);
+  });
+
+  it('an absurd clock offset is refused, not stored (it would break every later answer)', async () => {
+    for (const offset_seconds of [1e20, -1e20]) {
+      const r = await fetch(env.url + '/sandbox/control/clock', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ offset_seconds }) });
+      expect(r.status).toBe(400);
+      expect((await r.json()).code).toBe('PARAM_ERROR');
+    }
+    expect((await fetch(env.url + '/sandbox')).status).toBe(200);
+    expect((await send(env, 'POST', CREATE, combineRequest(env))).status).toBe(200);
+  });
+
   it('/v3/certificates is RESOURCE_NOT_EXISTS for a public-key merchant', async () => {
     const res = await send(env, 'GET', '/v3/certificates');
     expect([res.status, res.json.code]).toEqual([404, 'RESOURCE_NOT_EXISTS']);

@@ -139,6 +139,26 @@ describe('printer failures and the job queue', () => {
     await back.close();
   });
 
+  it('a job that timed out is not retried by itself (the paper may have come out); a manual retry prints it', async () => {
+    const printer = await startEscPosCapture({ mode: 'mute' });
+    const settings: Settings = { ...DEFAULT_SETTINGS, printer: printer.uri };
+    const q = new PrintQueue({ settings: () => settings, retryBaseMs: 50, retryMaxMs: 100, timeoutMs: 300 });
+    const first = await q.enqueue('slip', sampleOrder(), NAMES, false);
+    expect(first.state).toBe('failed');
+    expect(first.failure).toBe('timeout');
+    printer.setMode('ack');
+    // Several automatic-retry periods pass: nothing more may reach the printer.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(printer.jobs).toHaveLength(1);
+    expect(q.list()[0]!.attempts).toBe(1);
+    const again = await q.retry(first.id);
+    expect(again.state).toBe('done');
+    const second = await printer.waitForJob(1, 3000);
+    expect(second.decoded.qr).toEqual([CODE_URL]);
+    await q.close();
+    await printer.close();
+  });
+
   it('preview printer: job done at once with the rendered lines and QR payload', async () => {
     const q = new PrintQueue({ settings: () => ({ ...DEFAULT_SETTINGS, printer: 'preview', paper_width: 58 }) });
     const j = await q.enqueue('slip', sampleOrder(), NAMES, false);

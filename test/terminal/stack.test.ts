@@ -124,4 +124,29 @@ describe('embedded stack', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(printer.jobs).toHaveLength(4);
   });
+
+  it('a receipt asked for before the payment is known here prints at once (relay asks WeChat Pay), once', async () => {
+    const merchants = await stack.services.listMerchants();
+    const o = await stack.services.createOrder({ sub_orders: [{ mchid: merchants[0]!.mchid, description: '面', amount: 1200 }, { mchid: merchants[1]!.mchid, description: '茶', amount: 300 }] }, 'smoke-key-0003');
+    await printer.waitForJob(4); // its slip
+    // Paid without a notification: the terminal (and the relay) have not heard of it yet.
+    const res = await fetch(`${stack.sandboxUrl}/sandbox/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code_url: o.code_url, notify: false }) });
+    const paid = (await res.json()) as { sub_orders: { transaction_id: string }[] };
+    const job = await stack.services.print('receipt', o.combine_out_trade_no);
+    expect(job).toMatchObject({ kind: 'receipt', state: 'done', reprint: false });
+    const receipt = (await printer.waitForJob(5)).decoded;
+    expect(receipt.text).toContain(paid.sub_orders[0]!.transaction_id);
+    expect(receipt.text).not.toContain('REPRINT');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(printer.jobs).toHaveLength(6); // not a second, automatic receipt as well
+
+    // The screen's button asks with reprint=true when it has seen no receipt yet: still one paper.
+    const o2 = await stack.services.createOrder({ sub_orders: [{ mchid: merchants[0]!.mchid, description: '面', amount: 1300 }, { mchid: merchants[1]!.mchid, description: '茶', amount: 400 }] }, 'smoke-key-0004');
+    await printer.waitForJob(6);
+    await fetch(`${stack.sandboxUrl}/sandbox/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code_url: o2.code_url, notify: false }) });
+    expect(await stack.services.print('receipt', o2.combine_out_trade_no, true)).toMatchObject({ kind: 'receipt', state: 'done' });
+    await printer.waitForJob(7);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(printer.jobs).toHaveLength(8);
+  });
 });

@@ -198,3 +198,45 @@ describe('verified bill stream (gzip, SHA1)', () => {
     await expect(verifiedBillStream(chunks(corrupt), { hash_type: 'SHA1', hash_value: sha1 }).summary()).rejects.toMatchObject({ code: 'BILL_MALFORMED' });
   });
 });
+
+describe('verified bill stream releases its source', () => {
+  // The source stands in for the HTTP download: its `finally` is where the client's generator
+  // destroys the response stream. A bill abandoned part-way must reach it, or the socket stays open.
+  const rows = Array.from({ length: 200 }, (_, i) => paymentBillRecord({ trade_time: '2025-03-14 12:03:41', appid: 'wx1', mchid: '1900000109', transaction_id: `4200${i}`, out_trade_no: `S${1000 + i}`, total_fee: 100 + i }));
+  const text = Buffer.from(formatTradeBill(rows), 'utf8');
+  const sha1 = createHash('sha1').update(text).digest('hex');
+  function tracked(buf: Buffer): { source: AsyncGenerator<Buffer>; released: () => boolean } {
+    let done = false;
+    async function* source(): AsyncGenerator<Buffer> {
+      try {
+        for (let i = 0; i < buf.length; i += 64) yield buf.subarray(i, i + 64);
+      } finally {
+        done = true;
+      }
+    }
+    return { source: source(), released: () => done };
+  }
+
+  for (const [name, gzip, body] of [
+    ['plain, sniffed', undefined, text],
+    ['gzip, sniffed', undefined, gzipSync(text)],
+    ['gzip, declared', true, gzipSync(text)],
+  ] as const) {
+    it(`${name}: a consumer that stops early releases the download`, async () => {
+      const t = tracked(body);
+      const s = verifiedBillStream(t.source, { hash_type: 'SHA1', hash_value: sha1 }, { gzip });
+      for await (const _ of s) break;
+      await new Promise((r) => setTimeout(r, 20));
+      expect(t.released()).toBe(true);
+    });
+  }
+
+  it('a malformed row part-way releases the download', async () => {
+    const bad = Buffer.from(text.toString('utf8').replace('`1.05,', '`x.05,'), 'utf8');
+    const t = tracked(bad);
+    const s = verifiedBillStream(t.source, { hash_type: 'SHA1', hash_value: sha1 });
+    await expect(s.summary()).rejects.toMatchObject({ code: 'BILL_MALFORMED' });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(t.released()).toBe(true);
+  });
+});

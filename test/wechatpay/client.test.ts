@@ -82,7 +82,7 @@ describe('combine Native create/query/close over real HTTP', () => {
       ['/sub_orders/1/amount/total_amount', (o) => { o.sub_orders[1]!.amount.total_amount = 12.5; }],
       ['/sub_orders/0/amount/total_amount', (o) => { o.sub_orders[0]!.amount.total_amount = -1; }],
       ['/sub_orders/0/amount/currency', (o) => { (o.sub_orders[0]!.amount as { currency: string }).currency = 'USD'; }],
-      ['/sub_orders/0/description', (o) => { o.sub_orders[0]!.description = '饮'.repeat(128); }],
+      ['/sub_orders/0/description', (o) => { o.sub_orders[0]!.description = '饮'.repeat(43); }], // 129 bytes
       ['/sub_orders/0/description', (o) => { o.sub_orders[0]!.description = '咖啡☕️😀'; }],
       ['/sub_orders/0/attach', (o) => { o.sub_orders[0]!.attach = '合'.repeat(43); }], // 129 bytes, 43 chars
       ['/sub_orders/0/attach', (o) => { (o.sub_orders[0] as { attach?: string }).attach = undefined; }],
@@ -105,10 +105,10 @@ describe('combine Native create/query/close over real HTTP', () => {
       expect(err, field).toBeInstanceOf(ValidationError);
       expect(err.field, err.message).toBe(field);
     }
-    // 127 characters of 3-byte UTF-8 are fine: the limit is in characters.
+    // 42 characters of 3-byte UTF-8 (126 bytes) are fine: the limit is 127 bytes (safe reading).
     fake.on('POST', '/v3/combine-transactions/native', () => ({ body: { code_url: 'weixin://x' } }));
     const ok = order();
-    ok.sub_orders[0]!.description = '饮'.repeat(127);
+    ok.sub_orders[0]!.description = '饮'.repeat(42);
     await c.combineNative(ok);
     expect(fake.requests).toHaveLength(1);
   });
@@ -274,6 +274,54 @@ describe('trade bills over HTTP', () => {
   it('a gzip bill whose hash does not match is rejected', async () => {
     serveBill('0'.repeat(40));
     await expect(client().fetchTradeBill({ bill_date: '2025-03-14', tar_type: 'GZIP' })).rejects.toMatchObject({ code: 'HASH_MISMATCH' });
+  });
+
+  it('a download that stalls part-way fails with TIMEOUT instead of hanging the bill run', async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    const stalled = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      res.write(file.subarray(0, 300)); // then nothing more, connection kept open
+    });
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(stalled.address() as { port: number }).port}`;
+      const c = client({ baseUrl: url, timeoutMs: 300, maxRetries: 0 });
+      const s = c.downloadTradeBill({ hash_type: 'SHA1', hash_value: hash, download_url: `${url}/v3/billdownload/file?token=T` });
+      const started = Date.now();
+      const outcome = await Promise.race([
+        s.summary().then(() => 'finished', (e) => e),
+        new Promise((r) => setTimeout(() => r('still waiting'), 3000)),
+      ]);
+      expect(outcome).toBeInstanceOf(TransportError);
+      expect(outcome).toMatchObject({ code: 'TIMEOUT' });
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      stalled.closeAllConnections();
+      await new Promise((r) => stalled.close(r));
+    }
+  });
+
+  it('a bill abandoned part-way (malformed row) closes its download connection', async () => {
+    const { createServer: createHttpServer } = await import('node:http');
+    let closed = false;
+    const bad = Buffer.from(file.toString('utf8').replace('`1.00,', '`x.00,'), 'utf8');
+    const server = createHttpServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+      res.write(bad); // the bad row is in here; the rest never comes, the connection stays open
+      req.socket.on('close', () => (closed = true));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const c = client({ baseUrl: url, timeoutMs: 10_000, maxRetries: 0 });
+      const s = c.downloadTradeBill({ hash_type: 'SHA1', hash_value: hash, download_url: `${url}/v3/billdownload/file?token=T` });
+      await expect(s.summary()).rejects.toMatchObject({ code: 'BILL_MALFORMED' });
+      for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(closed).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('bill errors and bad dates', async () => {

@@ -10,7 +10,7 @@ import { api, getState, mergeOrders, useAppState } from '../store';
 import { t } from '../i18n';
 import { formatFen, pushKey } from '../money';
 import { friendly } from '../errors';
-import { buildRequest, cartTotal, merchantTotal, type Cart } from './cart';
+import { buildRequest, cartTotal, ChargeKeys, merchantTotal, type Cart } from './cart';
 import { OrderView } from './OrderView';
 import { isTyping, useKeys } from '../keys';
 
@@ -39,6 +39,7 @@ export function Cashier({ active }: { active: boolean }) {
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<{ text: string; code?: string } | null>(null);
   const busy = useRef(false);
+  const chargeKeys = useRef(new ChargeKeys());
   const seenStates = useRef<Record<string, Order['state']>>({});
   const [paidNotice, setPaidNotice] = useState<Order | null>(null);
   const me = s.session?.terminal ?? null;
@@ -103,14 +104,18 @@ export function Cashier({ active }: { active: boolean }) {
     setCreating(true);
     setError(null);
     try {
-      // One idempotency key per press: a retried request of this press returns the same order.
-      const order = await api().createOrder(built.request, crypto.randomUUID());
+      // One idempotency key per press; a re-press of the same sale after a timeout or lost answer
+      // reuses it, so the relay returns the order it may already have created instead of a second one.
+      const key = chargeKeys.current.keyFor(built.request, () => crypto.randomUUID());
+      const order = await api().createOrder(built.request, key);
+      chargeKeys.current.settle(null);
       mergeOrders([order]);
       setCart({});
       setPaidNotice(null);
       setViewing(order.combine_out_trade_no);
     } catch (err) {
       const f = friendly(err);
+      chargeKeys.current.settle(f.code);
       setError({ text: f.text, code: f.code });
     } finally {
       busy.current = false;

@@ -3,7 +3,7 @@
  * search, bill reconciliation with live progress and the mismatch list, alerts, and the day's
  * takings per sub-merchant as bars.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Order, OrderState, ReconciliationReport } from '../../../shared/contracts/relay-api';
 import { ORDER_STATES } from '../../../shared/contracts/relay-api';
 import type { DailyTakings } from '../../../shared/contracts/terminal-api';
@@ -12,6 +12,7 @@ import { t, type MessageKey } from '../i18n';
 import { formatFen, percent } from '../money';
 import { friendly } from '../errors';
 import { beijingDate, beijingDateTime, useNow } from '../time';
+import { latestOnly } from '../latest';
 
 type Tab = 'stale' | 'search' | 'bills' | 'alerts' | 'takings';
 const TABS: Tab[] = ['stale', 'search', 'bills', 'alerts', 'takings'];
@@ -170,17 +171,17 @@ function Search() {
   const [state, setState] = useState<OrderState | ''>('');
   const [result, setResult] = useState<Order[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const latest = useRef(latestOnly()).current;
   const search = async (e?: Event) => {
     e?.preventDefault();
     setError(null);
     try {
-      const orders = await api().listOrders({
+      await latest(api().listOrders({
         ...(q.trim() ? { q: q.trim() } : {}),
         ...(date ? { date } : {}),
         ...(state ? { state } : {}),
         limit: 100,
-      });
-      setResult(orders);
+      }), setResult);
     } catch (err) {
       setError(friendly(err).text);
     }
@@ -337,10 +338,11 @@ function Takings() {
   const [date, setDate] = useState(beijingDate());
   const [data, setData] = useState<DailyTakings | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const latest = useRef(latestOnly()).current;
   const load = async () => {
     setError(null);
     try {
-      setData(await api().takings(date));
+      await latest(api().takings(date), setData);
     } catch (err) {
       setError(friendly(err).text);
     }

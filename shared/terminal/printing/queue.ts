@@ -1,8 +1,8 @@
 /**
  * The print queue: every slip/receipt becomes a job, persisted in the user data folder, printed
- * one at a time. A failed job keeps its classified failure (shown to the cashier) and is retried
- * with backoff until it prints; `retry(id)` tries again at once. The preview printer completes
- * jobs immediately with the rendered lines.
+ * one at a time. A failed job keeps its classified failure (shown to the cashier); refused and
+ * offline jobs are retried with backoff until they print, and `retry(id)` tries again at once.
+ * The preview printer completes jobs immediately with the rendered lines.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -117,8 +117,13 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     } catch (err) {
       const e = classifyPrinterError(err, s.printer.replace(/^tcp:\/\//, ''));
       Object.assign(rec.job, { state: 'failed', failure: e.failure, message: e.message });
-      const base = this.opts.retryBaseMs ?? 2_000;
-      this.schedule(rec, Math.min(this.opts.retryMaxMs ?? 60_000, base * 2 ** Math.min(10, rec.job.attempts - 1)));
+      // Retry by itself only when the paper cannot have come out (connection refused, printer
+      // reporting offline). After a timeout the bytes may have printed: an automatic retry could
+      // print the slip again and again, so the cashier decides (retryPrint / reprint).
+      if (e.failure === 'refused' || e.failure === 'offline') {
+        const base = this.opts.retryBaseMs ?? 2_000;
+        this.schedule(rec, Math.min(this.opts.retryMaxMs ?? 60_000, base * 2 ** Math.min(10, rec.job.attempts - 1)));
+      }
     }
     this.changed(rec);
     return { ...rec.job };
