@@ -122,6 +122,7 @@ const zh = {
 
   'bill.OK': '正常',
   'bill.NO_STATEMENT': '当天无交易',
+  'bill.NOT_READY': '账单生成中',
   'bill.FAILED': '下载失败',
   'mismatch.MISSING_IN_BILL': '账单缺少此笔',
   'mismatch.UNKNOWN_ORDER': '本地无此订单',
@@ -291,6 +292,7 @@ const en: Record<MessageKey, string> = {
 
   'bill.OK': 'OK',
   'bill.NO_STATEMENT': 'No trades',
+  'bill.NOT_READY': 'Bill not ready',
   'bill.FAILED': 'Download failed',
   'mismatch.MISSING_IN_BILL': 'Missing in bill',
   'mismatch.UNKNOWN_ORDER': 'Unknown order',

@@ -120,8 +120,8 @@ export interface BillMismatch {
 export interface BillMerchantTotals {
   mchid: string;
   name: string;
-  /** NO_STATEMENT_EXIST when that merchant had no trades */
-  status: 'OK' | 'NO_STATEMENT' | 'FAILED';
+  /** NO_STATEMENT_EXIST when that merchant had no trades; NOT_READY: STATEMENT_CREATING (WeChat still generating it) */
+  status: 'OK' | 'NO_STATEMENT' | 'NOT_READY' | 'FAILED';
   error?: string;
   bill_count: number;
   /** fen */

@@ -102,13 +102,17 @@ export class BillService {
       } catch (err) {
         const code = errorCode(err);
         if (code === 'NO_STATEMENT_EXIST') totals.status = 'NO_STATEMENT';
-        else {
+        else if (code === 'STATEMENT_CREATING') {
+          // WeChat is still generating it: not a failure, try again later; nothing reconciled.
+          totals.status = 'NOT_READY';
+          totals.error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
+        } else {
           totals.status = 'FAILED';
           totals.error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
           this.o.log.warn({ mchid: m.mchid, code }, 'bill fetch failed');
         }
       }
-      if (totals.status !== 'FAILED') {
+      if (totals.status !== 'FAILED' && totals.status !== 'NOT_READY') {
         this.store(billDate, m.mchid, rows);
         billRows.set(m.mchid, rows);
       }

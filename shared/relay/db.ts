@@ -160,6 +160,17 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       DROP TABLE events;
     `,
   },
+  {
+    // What a notification's sub-orders must be, as one comparable value (JSON of
+    // [mchid, out_trade_no, amount] sorted by out_trade_no): the notification path checks the
+    // sub-orders inside its UPDATE's WHERE clause instead of reading them first.
+    version: 4,
+    sql: `
+      ALTER TABLE orders ADD COLUMN sub_key TEXT;
+      UPDATE orders SET sub_key = (SELECT json_group_array(json_array(s.mchid, s.out_trade_no, s.amount) ORDER BY s.out_trade_no)
+        FROM sub_orders s WHERE s.combine_out_trade_no = orders.combine_out_trade_no);
+    `,
+  },
 ];
 
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */

@@ -31,7 +31,10 @@ export class EventHub {
   ) {
     this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
     this.timer.unref();
-    store.onChange((order, cursor) => this.orderUpdated(order, cursor));
+    store.onChange((change) => {
+      // Nobody listening: the order is neither read nor serialized.
+      if (this.clients.size > 0) this.orderUpdated(change.order, change.cursor);
+    });
   }
 
   get size(): number {

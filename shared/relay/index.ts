@@ -52,7 +52,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     defaultExpireMinutes: config.defaultExpireMinutes,
     onAlert: (a) => hub.alert(a),
   });
-  const notify = new NotificationHandler(db, store, orders, client, credentials.mchid, config.notifyMaxBytes, log);
+  const notify = new NotificationHandler(db, store, orders, client, credentials, config.notifyMaxBytes, log);
   const reconciler = new Reconciler(store, orders, log, {
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });

@@ -9,8 +9,8 @@ import { DecryptionError, NotificationError, VerificationError } from '../wechat
 import type { CombineOrderResult } from '../wechatpay/models';
 import type { Db } from './db';
 import type { Logger } from './log';
-import { checkResult, type OrderService } from './orders';
-import type { Change, OrderStore } from './store';
+import { checkCombine, checkResult, transitionOf, type OrderService, type Ours } from './orders';
+import { subKey, type Change, type OrderStore } from './store';
 import type { PayClient } from './upstream';
 import { readBody } from './body';
 import { RelayError } from './errors';
@@ -31,25 +31,41 @@ export class NotificationHandler {
     private readonly store: OrderStore,
     private readonly orders: OrderService,
     private readonly client: PayClient,
-    private readonly mchid: string,
+    private readonly ours: Ours,
     private readonly maxBytes: number,
     private readonly log: Logger,
   ) {
     this.insertNotification = db.prepare('INSERT OR IGNORE INTO notifications (id, combine_out_trade_no, event_type, received_at, changed) VALUES (?, ?, ?, ?, ?)');
-    // IMMEDIATE: take the write lock first, so check + insert + update see one consistent state.
-    const apply = db.transaction((id: string, eventType: string, resource: CombineOrderResult): ApplyResult => {
+    // One transaction, optimistic: record the id (UNIQUE: a duplicate stops here), then one
+    // UPDATE that changes the order only when it is non-final AND its stored sub-orders equal
+    // the notification's (sub_key). Only when that changed nothing are the sub-orders read, to
+    // tell "already final" (keep the id) from a mismatch or an unknown order (roll back: the id
+    // is not recorded and nothing changed).
+    const apply = db.transaction((id: string, eventType: string, resource: CombineOrderResult, key: string | null): ApplyResult => {
       const no = resource.combine_out_trade_no;
-      const subs = this.store.subRows(no);
-      if (subs.length === 0) return { kind: 'unknown' };
-      const check = checkResult(this.mchid, subs, resource);
-      if (!check.ok) return { kind: 'mismatch', alertKind: check.kind, message: check.message };
       const now = Date.now();
-      const inserted = this.insertNotification.run(id, no, eventType, new Date(now).toISOString(), 0).changes;
-      if (inserted === 0) return { kind: 'duplicate' };
-      const change = this.store.transitionInTx(no, check.transition, now, subs);
-      return { kind: 'applied', change, state: check.transition.state };
+      if (this.insertNotification.run(id, no, eventType, new Date(now).toISOString(), 0).changes === 0) return { kind: 'duplicate' };
+      const t = transitionOf(resource);
+      const change = key === null ? null : this.store.applyMatchingInTx(no, key, t, now);
+      if (change) return { kind: 'applied', change, state: t.state };
+      const subs = this.store.subRows(no);
+      if (subs.length === 0) throw new Refused({ kind: 'unknown' });
+      const check = checkResult(this.ours, subs, resource);
+      if (!check.ok) throw new Refused({ kind: 'mismatch', alertKind: check.kind, message: check.message });
+      return { kind: 'applied', change: null, state: t.state };
     });
-    this.tx = (id: string, eventType: string, r: CombineOrderResult) => apply.immediate(id, eventType, r);
+    // DEFERRED is enough: the first statement is a write, so the write lock (with busy_timeout)
+    // is taken before anything is read.
+    this.tx = (id: string, eventType: string, r: CombineOrderResult): ApplyResult => {
+      // combine_mchid/appid wrong: no fast path, the slow path names the mismatch.
+      const key = checkCombine(this.ours, r) ? null : subKey(r.sub_orders.map((x) => ({ mchid: x.mchid, out_trade_no: x.out_trade_no, amount: x.amount?.total_amount })));
+      try {
+        return apply(id, eventType, r, key);
+      } catch (err) {
+        if (err instanceof Refused) return err.result;
+        throw err;
+      }
+    };
   }
 
   async handle(req: IncomingMessage): Promise<NotifyOutcome> {
@@ -102,6 +118,13 @@ export class NotificationHandler {
         }
         return { status: 204 };
     }
+  }
+}
+
+/** Thrown inside the transaction to roll it back with an answer. */
+class Refused extends Error {
+  constructor(readonly result: ApplyResult) {
+    super(result.kind);
   }
 }
 

@@ -40,18 +40,42 @@ export function combinedState(result: CombineOrderResult): OrderState {
   return 'NOTPAY';
 }
 
+/** Who we are, as a notification or query result must say. */
+export interface Ours {
+  mchid: string;
+  appid: string;
+}
+
+/** The combine-level part of the anti-fake-notice rule: our merchant and our appid. */
+export function checkCombine(ours: Ours, result: CombineOrderResult): Check | null {
+  if (result.combine_mchid !== ours.mchid) return { ok: false, kind: 'MCHID_MISMATCH', message: `combine_mchid ${result.combine_mchid} is not ours` };
+  if (result.combine_appid !== ours.appid) return { ok: false, kind: 'APPID_MISMATCH', message: `combine_appid ${result.combine_appid} is not ours` };
+  return null;
+}
+
+/** The transition WeChat's view asks for (state, latest success time, transaction ids). */
+export function transitionOf(result: CombineOrderResult): Transition {
+  const ids = new Map<string, string | null>();
+  let paidMs: number | null = null;
+  for (const r of result.sub_orders) {
+    ids.set(r.out_trade_no, r.transaction_id ?? null);
+    const t = r.success_time ? parseRfc3339(r.success_time)?.getTime() : undefined;
+    if (t !== undefined && (paidMs === null || t > paidMs)) paidMs = t;
+  }
+  return { state: combinedState(result), paidMs, transactionIds: ids };
+}
+
 /**
- * The anti-fake-notice rule (reference §5.3): our merchant, exactly our sub-orders, each with
- * the mchid and amount we created. Anything else never changes state.
+ * The anti-fake-notice rule (reference §5.3): our merchant and appid, exactly our sub-orders,
+ * each with the mchid and amount we created. Anything else never changes state.
  */
-export function checkResult(mchid: string, subs: SubOrderRow[], result: CombineOrderResult): Check {
-  if (result.combine_mchid !== mchid) return { ok: false, kind: 'MCHID_MISMATCH', message: `combine_mchid ${result.combine_mchid} is not ours` };
+export function checkResult(ours: Ours, subs: SubOrderRow[], result: CombineOrderResult): Check {
+  const combine = checkCombine(ours, result);
+  if (combine) return combine;
   if (!Array.isArray(result.sub_orders) || result.sub_orders.length !== subs.length) {
     return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `expected ${subs.length} sub-orders, got ${result.sub_orders?.length ?? 0}` };
   }
   const byNo = new Map(subs.map((s) => [s.out_trade_no, s]));
-  const ids = new Map<string, string | null>();
-  let paidMs: number | null = null;
   for (const r of result.sub_orders) {
     const mine = byNo.get(r.out_trade_no);
     if (!mine) return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `unknown sub-order ${r.out_trade_no}` };
@@ -60,11 +84,8 @@ export function checkResult(mchid: string, subs: SubOrderRow[], result: CombineO
     if (r.amount?.total_amount !== mine.amount) {
       return { ok: false, kind: 'AMOUNT_MISMATCH', message: `sub-order ${r.out_trade_no}: amount ${r.amount?.total_amount} fen, created for ${mine.amount} fen` };
     }
-    ids.set(r.out_trade_no, r.transaction_id ?? null);
-    const t = r.success_time ? parseRfc3339(r.success_time)?.getTime() : undefined;
-    if (t !== undefined && (paidMs === null || t > paidMs)) paidMs = t;
   }
-  return { ok: true, transition: { state: combinedState(result), paidMs, transactionIds: ids } };
+  return { ok: true, transition: transitionOf(result) };
 }
 
 export class OrderService {
@@ -188,7 +209,7 @@ export class OrderService {
    */
   applyResult(no: string, result: CombineOrderResult, source: string): Order {
     const subs = this.o.store.subRows(no);
-    const check = checkResult(this.o.credentials.mchid, subs, result);
+    const check = checkResult(this.o.credentials, subs, result);
     if (!check.ok) {
       this.alert(check.kind, no, `${source}: ${check.message}`, `${source}:${no}:${check.kind}`);
       throw new RelayError(502, `UPSTREAM_${check.kind}`, check.message);

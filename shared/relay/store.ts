@@ -66,11 +66,28 @@ export interface Transition {
   transactionIds?: Map<string, string | null>;
 }
 
-export type ChangeListener = (order: Order, cursor: number) => void;
+/** `change.order` is built on first access: listeners with nobody to tell never pay for it. */
+export type ChangeListener = (change: Change) => void;
 
 export interface Change {
-  cursor: number;
-  order: Order;
+  readonly cursor: number;
+  readonly order: Order;
+}
+
+/**
+ * The sub-orders a notification must carry, as one comparable string: JSON of
+ * [mchid, out_trade_no, amount] sorted by out_trade_no (JSON, so no field can spill into the
+ * next). Same format as migration 4's SQL backfill.
+ */
+export function subKey(subs: readonly { mchid: unknown; out_trade_no: unknown; amount: unknown }[]): string {
+  const sorted = [...subs].sort((a, b) => (String(a.out_trade_no) < String(b.out_trade_no) ? -1 : String(a.out_trade_no) > String(b.out_trade_no) ? 1 : 0));
+  return JSON.stringify(sorted.map((x) => [x.mchid, x.out_trade_no, x.amount]));
+}
+
+/** A change whose Order is read (once) only if a listener asks for it. */
+function lazyChange(cursor: number, build: () => Order): Change {
+  let order: Order | undefined;
+  return { cursor, get order() { return (order ??= build()); } };
 }
 
 export class OrderStore {
@@ -85,14 +102,18 @@ export class OrderStore {
       subs: db.prepare('SELECT * FROM sub_orders WHERE combine_out_trade_no = ? ORDER BY idx'),
       byKey: db.prepare('SELECT * FROM orders WHERE terminal = ? AND idempotency_key = ?'),
       insert: db.prepare(`INSERT INTO orders (combine_out_trade_no, state, total_amount, description, created_at, created_ms, expires_at, expires_ms,
-        updated_ms, terminal, creation, idempotency_key, request_hash, request_json, watch, next_check_ms)
+        updated_ms, terminal, creation, idempotency_key, request_hash, request_json, watch, next_check_ms, sub_key)
         VALUES (@combine_out_trade_no, @state, @total_amount, @description, @created_at, @created_ms, @expires_at, @expires_ms,
-        @updated_ms, @terminal, @creation, @idempotency_key, @request_hash, @request_json, @watch, @next_check_ms)`),
+        @updated_ms, @terminal, @creation, @idempotency_key, @request_hash, @request_json, @watch, @next_check_ms, @sub_key)`),
       insertSub: db.prepare(`INSERT INTO sub_orders (out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach, state)
         VALUES (@out_trade_no, @combine_out_trade_no, @idx, @mchid, @description, @amount, @attach, 'NOTPAY')`),
       transition: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
         version = version + 1, updated_ms = @now, cursor = @cursor, transaction_ids = @transaction_ids
         WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state RETURNING ${ORDER_COLUMNS}`),
+      // Notification path: the sub-order check is part of the WHERE clause (no prior read).
+      matching: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
+        version = version + 1, updated_ms = @now, cursor = @cursor, transaction_ids = @transaction_ids
+        WHERE combine_out_trade_no = @no AND sub_key = @key AND state IN ${OPEN_SQL} AND state != @state`),
       created: db.prepare(`UPDATE orders SET code_url = ?, creation = 'CREATED', error_code = NULL, error_message = NULL,
         version = version + 1, updated_ms = ?, watch = 1, cursor = ? WHERE combine_out_trade_no = ?`),
       failed: db.prepare(`UPDATE orders SET creation = 'FAILED', error_code = ?, error_message = ?, watch = ?,
@@ -118,9 +139,8 @@ export class OrderStore {
 
   private emit(no: string, cursor: number): void {
     if (this.listeners.length === 0) return;
-    const order = this.get(no);
-    if (!order) return;
-    for (const l of this.listeners) l(order, cursor);
+    // Synchronously after the commit: the row read is the state this cursor names.
+    this.emitChange(lazyChange(cursor, () => this.get(no)!));
   }
 
   row(no: string): OrderRow | undefined {
@@ -173,7 +193,7 @@ export class OrderStore {
   /** Recorded before WeChat Pay is called, so a crash or timeout never loses track of it. */
   insert(o: NewOrder): void {
     this.db.transaction(() => {
-      this.s.insert.run(o.row);
+      this.s.insert.run({ ...o.row, sub_key: subKey(o.subs) });
       for (const s of o.subs) this.s.insertSub.run(s);
     })();
   }
@@ -224,6 +244,34 @@ export class OrderStore {
     return { cursor, order: this.toOrder(row, current) };
   }
 
+  /**
+   * The notification path: applies `t` only when the stored sub-orders equal `key` (see
+   * subKey) and the order is non-final, in one UPDATE inside the caller's transaction. null
+   * when nothing changed (already final, same state, mismatch or unknown: the caller finds
+   * out which). The Change's order is read lazily, so emit it right after the commit.
+   */
+  applyMatchingInTx(no: string, key: string, t: Transition, now = Date.now()): Change | null {
+    const paidMs = t.state === 'SUCCESS' ? (t.paidMs ?? now) : null;
+    let ids: string | null = null;
+    if (t.transactionIds) {
+      const o: Record<string, string> = {};
+      for (const [k, v] of t.transactionIds) if (v) o[k] = v;
+      ids = JSON.stringify(o);
+      if (ids === '{}') ids = null;
+    }
+    const cursor = this.seq + 1;
+    const changed = this.s.matching.run({
+      no, key, state: t.state,
+      paid_at: paidMs === null ? null : new Date(paidMs).toISOString(),
+      paid_ms: paidMs,
+      closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
+      now, cursor, transaction_ids: ids,
+    }).changes;
+    if (changed === 0) return null;
+    this.seq = cursor;
+    return lazyChange(cursor, () => this.get(no)!);
+  }
+
   transition(no: string, t: Transition, now = Date.now()): boolean {
     const change = this.db.transaction(() => this.transitionInTx(no, t, now)).immediate();
     if (change) this.emitChange(change);
@@ -232,7 +280,7 @@ export class OrderStore {
 
   /** After the transaction that produced it committed: tell the listeners. */
   emitChange(change: Change): void {
-    for (const l of this.listeners) l(change.order, change.cursor);
+    for (const l of this.listeners) l(change);
   }
 
   schedule(no: string, atMs: number): void {

@@ -1,3 +1,5 @@
+import { WechatPayClient } from '../../shared/wechatpay/client';
+import { loadCredentials } from '../../shared/wechatpay/credentials';
 /**
  * Test wiring for the relay: a fresh sandbox (real HTTP server) and a relay on loopback,
  * port 0 everywhere, tokens for a cashier and a manager, and small HTTP/WebSocket helpers.
@@ -46,6 +48,8 @@ export interface EnvOptions {
   relayEnv?: Record<string, string>;
   /** Collect the relay's JSON log lines (at debug level) here. */
   logLines?: string[];
+  /** Build the relay's APIv3 client with these (e.g. a short timeout for timeout tests). */
+  client?: { timeoutMs?: number; maxRetries?: number };
 }
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
@@ -73,7 +77,8 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     const sink = new Writable({ write(chunk, _enc, cb) { o.logLines!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
     return createLogger('debug', sink);
   };
-  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog() });
+  const makeClient = () => (o.client ? WechatPayClient.fromCredentials(loadCredentials(merchantDir), { baseUrl: sandbox.url, ...o.client }) : undefined);
+  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog(), client: makeClient() });
   const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
   return {
     dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant,
@@ -83,7 +88,7 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     },
     async restartRelay() {
       await relay?.close();
-      relay = await startRelay(config, { log: makeLog() });
+      relay = await startRelay(config, { log: makeLog(), client: makeClient() });
     },
     async close() {
       await relay?.close();

@@ -179,3 +179,36 @@ describe('relay end to end against the sandbox', () => {
     await until(async () => (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body.state === 'SUCCESS');
   });
 });
+
+describe('order create timing out upstream', () => {
+  let slow: Env;
+  beforeAll(async () => {
+    slow = await startEnv({ queryAfterSeconds: 1, client: { timeoutMs: 400, maxRetries: 0 } });
+  });
+  afterAll(async () => slow?.close());
+
+  it('records the order, marks it failed (TIMEOUT, still followed) and resolves it later by query', async () => {
+    // WeChat (the sandbox) creates the order but answers after the client gave up.
+    await api(slow.sandboxUrl, 'POST', '/sandbox/control/faults', null, { path: '/v3/combine-transactions/native', kind: 'SLOW', delay_ms: 1500, count: 1 });
+    const r = await api(slow.relayUrl, 'POST', '/v1/orders', slow.cashier, orderBody(slow));
+    expect(r.status).toBe(502);
+    expect(r.body.upstream_code).toBe('TIMEOUT');
+    const no: string = r.body.order.combine_out_trade_no;
+    const stored = await api<Order>(slow.relayUrl, 'GET', `/v1/orders/${no}`, slow.cashier);
+    expect(stored.body).toMatchObject({ creation: 'FAILED', error_code: 'TIMEOUT', state: 'NOTPAY' });
+    // The order does exist upstream; the buyer pays it with the notification lost.
+    const upstream = await until(async () => {
+      const list = await api(slow.sandboxUrl, 'GET', '/sandbox/orders', null);
+      return list.body.orders.find((o: { combine_out_trade_no: string }) => o.combine_out_trade_no === no);
+    });
+    const paid = await api(slow.sandboxUrl, 'POST', '/sandbox/pay', null, { code_url: upstream.code_url, notify: false });
+    expect(paid.status).toBe(200);
+    // The reconciler's query finds it paid.
+    const done = await until(async () => {
+      const o = await api<Order>(slow.relayUrl, 'GET', `/v1/orders/${no}`, slow.cashier);
+      return o.body.state === 'SUCCESS' ? o.body : null;
+    }, 20_000);
+    expect(done.sub_orders.every((s) => s.transaction_id)).toBe(true);
+  });
+});
+

@@ -17,6 +17,8 @@ export interface ForgeOptions {
   tamper?: boolean;
   amounts?: number[];
   mchids?: string[];
+  /** combine_appid to claim (default: ours) */
+  appid?: string;
 }
 
 export class NotificationForge {
@@ -37,7 +39,7 @@ export class NotificationForge {
   resource(order: Order, o: ForgeOptions = {}) {
     const t = new Date(o.nowMs ?? Date.now()).toISOString().replace(/\.\d+Z$/, '+00:00');
     return {
-      combine_appid: this.appid,
+      combine_appid: o.appid ?? this.appid,
       combine_mchid: this.mchid,
       combine_out_trade_no: order.combine_out_trade_no,
       combine_payer_info: { openid: 'oTest' },

@@ -73,6 +73,20 @@ describe('payment notifications', () => {
     mws.close();
   });
 
+  it('refuses a notification whose combine_appid is not ours: alert, nothing paid, the same id applies later', async () => {
+    const order = await createOrder(env);
+    const id = 'appid-' + order.combine_out_trade_no;
+    const r = await post(env.relayUrl, forge.build(order, { id, appid: 'wx0000000000000bad' }));
+    expect(r.status).toBe(400);
+    expect(r.body.message).toContain('APPID_MISMATCH');
+    expect(await stateOf(order.combine_out_trade_no)).toBe('NOTPAY');
+    const alerts = await api(env.relayUrl, 'GET', '/v1/alerts', env.manager);
+    expect(alerts.body.alerts.filter((a: any) => a.combine_out_trade_no === order.combine_out_trade_no).map((a: any) => a.kind)).toEqual(['APPID_MISMATCH']);
+    // The refused id was not recorded (rolled back): a genuine delivery with it still applies.
+    expect((await post(env.relayUrl, forge.build(order, { id }))).status).toBe(204);
+    expect(await stateOf(order.combine_out_trade_no)).toBe('SUCCESS');
+  });
+
   it('refuses oversized bodies and unknown orders', async () => {
     const r = await fetch(env.relayUrl + '/wechatpay/notify', { method: 'POST', body: 'x'.repeat(70_000), headers: { 'Content-Type': 'application/json' } });
     expect(r.status).toBe(413);

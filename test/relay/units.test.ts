@@ -108,7 +108,7 @@ describe('order store', () => {
     const db = openDb(join(mkdtempSync(join(tmpdir(), 'relay-')), 'r.db'));
     const store = new OrderStore(db);
     const seen: number[] = [];
-    store.onChange((_o, c) => seen.push(c));
+    store.onChange((c) => seen.push(c.cursor));
     const now = Date.now();
     const no = newCombineOutTradeNo(now);
     store.insert({
@@ -134,13 +134,13 @@ describe('order store', () => {
       combine_appid: 'wx', combine_mchid: 'M', combine_out_trade_no: no,
       sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no, trade_state: 'SUCCESS' as const, amount: { total_amount: s.amount } })),
     };
-    expect(checkResult('M', subs, result).ok).toBe(true);
+    expect(checkResult({ mchid: 'M', appid: 'wx' }, subs, result).ok).toBe(true);
     expect(combinedState(result)).toBe('SUCCESS');
     const wrong = structuredClone(result);
     wrong.sub_orders[1]!.amount.total_amount = 1;
-    expect(checkResult('M', subs, wrong)).toMatchObject({ ok: false, kind: 'AMOUNT_MISMATCH' });
-    expect(checkResult('OTHER', subs, result)).toMatchObject({ ok: false, kind: 'MCHID_MISMATCH' });
-    expect(checkResult('M', subs, { ...result, sub_orders: result.sub_orders.slice(0, 1) })).toMatchObject({ ok: false });
+    expect(checkResult({ mchid: 'M', appid: 'wx' }, subs, wrong)).toMatchObject({ ok: false, kind: 'AMOUNT_MISMATCH' });
+    expect(checkResult({ mchid: 'OTHER', appid: 'wx' }, subs, result)).toMatchObject({ ok: false, kind: 'MCHID_MISMATCH' });
+    expect(checkResult({ mchid: 'M', appid: 'wx' }, subs, { ...result, sub_orders: result.sub_orders.slice(0, 1) })).toMatchObject({ ok: false });
     db.close();
   });
   it('refuses bad bill dates naming the field', () => {
