@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,6 +157,20 @@ describe('printer failures and the job queue', () => {
     expect(second.decoded.qr).toEqual([CODE_URL]);
     await q.close();
     await printer.close();
+  });
+
+  it('a damaged job file (valid JSON, wrong shape) does not stop the queue from starting', async () => {
+    const path = join(dir, 'damaged-jobs.json');
+    writeFileSync(path, JSON.stringify([null, 7, { job: null }, { job: { id: 'x' } }]));
+    const q = new PrintQueue({ path, settings: () => ({ ...DEFAULT_SETTINGS, printer: 'preview' }) });
+    expect(q.list()).toEqual([]);
+    const j = await q.enqueue('slip', sampleOrder(), NAMES, false);
+    expect(j.state).toBe('done');
+    await q.close();
+    writeFileSync(path, '{"not":"an array"}');
+    const q2 = new PrintQueue({ path, settings: () => DEFAULT_SETTINGS });
+    expect(q2.list()).toEqual([]);
+    await q2.close();
   });
 
   it('preview printer: job done at once with the rendered lines and QR payload', async () => {

@@ -36,7 +36,8 @@ export function PrintStatus({ orderNo, kinds }: { orderNo: string; kinds: PrintK
             {job?.state === 'failed' ? (
               <button class="btn small" onClick={() => run(api().retryPrint(job.id))}>{t('print.retry')}</button>
             ) : (
-              <button class="btn small" onClick={() => run(api().print(kind, orderNo, true))}>{t('print.reprint')}</button>
+              // No job yet: this is the first paper, not a reprint (the services mark it REPRINT if one already printed).
+              <button class="btn small" onClick={() => run(api().print(kind, orderNo, !!job))}>{t('print.reprint')}</button>
             )}
             {job?.state === 'failed' && <div class="print-failure">{printerFailureText(job.failure)}</div>}
           </div>

@@ -22,6 +22,13 @@ interface JobRecord {
   merchantNames: Record<string, string>;
 }
 
+function isJobRecord(r: unknown): r is JobRecord {
+  const x = r as JobRecord | null;
+  return !!x && typeof x === 'object' && !!x.job && typeof x.job.id === 'string' && typeof x.job.state === 'string'
+    && typeof x.job.created_at === 'string' && !!x.order && typeof x.order.combine_out_trade_no === 'string'
+    && !!x.merchantNames && typeof x.merchantNames === 'object';
+}
+
 export interface PrintQueueOptions {
   /** JSON file holding the jobs; omitted = in memory only. */
   path?: string;
@@ -45,7 +52,9 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     super();
     if (opts.path) {
       try {
-        this.records = JSON.parse(readFileSync(opts.path, 'utf8')) as JobRecord[];
+        const parsed: unknown = JSON.parse(readFileSync(opts.path, 'utf8'));
+        // Keep only well-formed records: a damaged file must not stop the till from starting.
+        this.records = Array.isArray(parsed) ? parsed.filter(isJobRecord) : [];
       } catch {
         this.records = []; // missing or unreadable: start empty (jobs are reprintable on demand)
       }
