@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { formatTradeBill, paymentBillRecord } from '../wechatpay/bill-writer';
-import { beijingDate, formatBeijingBill } from '../wechatpay/time';
+import { beijingDate, formatBeijingBill, isCalendarDate } from '../wechatpay/time';
 import type { TradeBillResponse } from '../wechatpay/models';
 import { ApiFailure, paramError } from './errors';
 import type { SandboxConfig } from './config';
@@ -94,7 +94,7 @@ export class Bills {
   apply(query: URLSearchParams, baseUrl: string, now: number): TradeBillResponse {
     const billDate = query.get('bill_date');
     if (!billDate) throw paramError('bill_date', '字段缺失 (required, yyyy-MM-dd)');
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(billDate) || Number.isNaN(Date.parse(`${billDate}T00:00:00+08:00`))) throw paramError('bill_date', '日期格式错误 (must be yyyy-MM-dd)', billDate);
+    if (!isCalendarDate(billDate)) throw paramError('bill_date', '日期格式错误 (must be yyyy-MM-dd)', billDate);
     const billType = query.get('bill_type') ?? 'ALL';
     if (!['ALL', 'SUCCESS', 'REFUND'].includes(billType)) throw paramError('bill_type', '不支持的账单类型 (ALL, SUCCESS or REFUND)', billType);
     const tarType = query.get('tar_type');

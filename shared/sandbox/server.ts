@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createNonce, signBody } from '../wechatpay/sign';
-import { beijingDate, formatBeijing } from '../wechatpay/time';
+import { beijingDate, formatBeijing, isCalendarDate } from '../wechatpay/time';
 import { encryptResource } from '../wechatpay/aead';
 import { ApiFailure } from './errors';
 import { loadSandboxConfig, type SandboxConfig } from './config';
@@ -364,7 +364,7 @@ export class SandboxServer {
       if (typeof x !== 'object' || x === null) throw new ApiFailure(400, 'PARAM_ERROR', 'extra must be an object', { field: '/extra' });
       if (typeof x.mchid !== 'string' || typeof x.out_trade_no !== 'string') throw new ApiFailure(400, 'PARAM_ERROR', 'extra needs mchid and out_trade_no strings', { field: '/extra' });
       if (typeof x.amount !== 'number' || !Number.isInteger(x.amount) || x.amount <= 0) throw new ApiFailure(400, 'PARAM_ERROR', 'extra.amount must be a positive integer (fen)', { field: '/extra/amount' });
-      if (x.bill_date !== undefined && (typeof x.bill_date !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(x.bill_date))) throw new ApiFailure(400, 'PARAM_ERROR', 'extra.bill_date must be yyyy-MM-dd', { field: '/extra/bill_date' });
+      if (x.bill_date !== undefined && (typeof x.bill_date !== 'string' || !isCalendarDate(x.bill_date))) throw new ApiFailure(400, 'PARAM_ERROR', 'extra.bill_date must be a calendar day yyyy-MM-dd', { field: '/extra/bill_date' });
       const now = this.now();
       const billDate = (x.bill_date as string | undefined) ?? beijingDate(now);
       const time = x.bill_date ? Date.parse(`${billDate}T12:00:00+08:00`) : now;

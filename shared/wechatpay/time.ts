@@ -29,3 +29,10 @@ export function parseRfc3339(s: string): Date | null {
 export function parseBeijingBill(s: string): Date | null {
   return parseRfc3339(s.replace(' ', 'T') + '+08:00');
 }
+
+/** True for a real `yyyy-MM-dd` calendar day (2025-02-30 is not: Date would roll it into March). */
+export function isCalendarDate(s: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
+  const t = Date.parse(`${s}T12:00:00+08:00`);
+  return !Number.isNaN(t) && beijingDate(t) === s;
+}

@@ -54,7 +54,7 @@ describe('trade bills', () => {
   });
 
   it('refuses bad queries with PARAM_ERROR', async () => {
-    for (const q of ['', 'bill_date=2026/01/01', `bill_date=${day}&bill_type=EVERYTHING`, `bill_date=${day}&tar_type=ZIP`, `bill_date=${day}&sub_mchid=1234`]) {
+    for (const q of ['', 'bill_date=2026/01/01', 'bill_date=2026-02-30', `bill_date=${day}&bill_type=EVERYTHING`, `bill_date=${day}&tar_type=ZIP`, `bill_date=${day}&sub_mchid=1234`]) {
       const { apply } = await fetchBill(q);
       expect([apply.status, apply.json.code], q).toEqual([400, 'PARAM_ERROR']);
     }

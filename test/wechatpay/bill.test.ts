@@ -240,3 +240,14 @@ describe('verified bill stream releases its source', () => {
     expect(t.released()).toBe(true);
   });
 });
+
+describe('isCalendarDate', () => {
+  it('accepts real days and refuses days Date would roll over', async () => {
+    const { isCalendarDate } = await import('../../shared/wechatpay/time');
+    expect(isCalendarDate('2024-02-29')).toBe(true);
+    expect(isCalendarDate('2025-12-31')).toBe(true);
+    for (const bad of ['2025-02-29', '2025-02-30', '2025-13-01', '2025-00-10', '2025-1-01', '20250101', '']) {
+      expect(isCalendarDate(bad), bad).toBe(false);
+    }
+  });
+});
