@@ -3,6 +3,7 @@
  * (sub_mchid), download it (gzip, SHA1-checked and parsed by the client), store its rows,
  * then reconcile with local orders. Progress is pushed to terminals while it runs.
  */
+import { isCalendarDate } from '../wechatpay/time';
 import type { BillMerchantTotals, BillMismatch, ReconciliationReport, RelayEvent } from '../contracts/relay-api';
 import type { Credentials } from '../wechatpay/credentials';
 import type { TradeBillRecord } from '../wechatpay/models';
@@ -32,9 +33,8 @@ interface LocalSub {
 export function validateBillDate(body: unknown, now = Date.now()): string {
   const d = (body as { bill_date?: unknown } | null)?.bill_date;
   if (typeof d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(d)) throw new BadRequest('bill_date', 'must be YYYY-MM-DD');
-  const start = Date.parse(`${d}T00:00:00+08:00`);
-  if (Number.isNaN(start) || new Date(start + 8 * 3_600_000).toISOString().slice(0, 10) !== d) throw new BadRequest('bill_date', `${d} is not a calendar date`);
-  if (start > now) throw new BadRequest('bill_date', `${d} is in the future`);
+  if (!isCalendarDate(d)) throw new BadRequest('bill_date', `${d} is not a calendar date`);
+  if (Date.parse(`${d}T00:00:00+08:00`) > now) throw new BadRequest('bill_date', `${d} is in the future`);
   return d;
 }
 
