@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createNonce, signBody } from '../wechatpay/sign';
 import { beijingDate, formatBeijing, isCalendarDate } from '../wechatpay/time';
+import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
 import { encryptResource } from '../wechatpay/aead';
 import { ApiFailure } from './errors';
 import { loadSandboxConfig, type SandboxConfig } from './config';
@@ -47,23 +48,7 @@ interface Reply {
   file?: { data: Buffer; gzip: boolean };
 }
 
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      // Past the limit the rest is drained unread so the client still gets its 413 answer;
-      // a sender that goes on far beyond it is cut off.
-      if (size > 16 * MAX_BODY) req.destroy();
-      else if (size <= MAX_BODY) chunks.push(c);
-    });
-    req.on('end', () => (size > MAX_BODY ? reject(new BodyTooLarge()) : resolve(Buffer.concat(chunks))));
-    req.on('error', reject);
-  });
-}
+const readBody = (req: IncomingMessage): Promise<Buffer> => readRawBody(req, MAX_BODY);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -123,7 +108,7 @@ export class SandboxServer {
     } catch (err) {
       if (res.headersSent) return;
       if (err instanceof ApiFailure) return this.json(res, err.status, err.body());
-      if (err instanceof BodyTooLarge) return this.json(res, 413, { code: 'PARAM_ERROR', message: `body larger than ${MAX_BODY} bytes` });
+      if (err instanceof BodyTooLargeError) return this.json(res, 413, { code: 'PARAM_ERROR', message: `body larger than ${MAX_BODY} bytes` });
       this.opts.log?.({ event: 'error', error: String((err as Error).stack ?? err) });
       this.json(res, 500, { code: 'SYSTEM_ERROR', message: '系统错误' });
     }

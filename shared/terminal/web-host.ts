@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { TerminalEvent } from '../contracts/terminal-api';
+import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
 import { dispatch } from './api-schema';
 import type { TerminalServices } from './services';
 
@@ -90,23 +91,6 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     createReadStream(file).pipe(res);
   };
 
-  const readBody = (req: IncomingMessage): Promise<Buffer> =>
-    new Promise((ok, fail) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      req.on('data', (c: Buffer) => {
-        n += c.length;
-        if (n > MAX_BODY) {
-          fail(Object.assign(new Error('body too large'), { status: 413 }));
-          req.destroy();
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => ok(Buffer.concat(chunks)));
-      req.on('error', fail);
-    });
-
   const handleApi = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
     if (!authorized(req)) return send(res, 401, { code: 'UNAUTHORIZED', message: 'missing or wrong per-launch secret' });
     if (pathname === '/api/events') {
@@ -130,11 +114,11 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     }
     let payload: unknown;
     try {
-      const raw = await readBody(req);
+      const raw = await readRawBody(req, MAX_BODY);
       payload = raw.length ? JSON.parse(raw.toString('utf8')) : {};
     } catch (err) {
-      const status = (err as { status?: number }).status ?? 400;
-      return send(res, status, { ok: false, error: { code: 'BAD_INPUT', message: status === 413 ? 'body too large' : 'body is not valid JSON' } });
+      const tooLarge = err instanceof BodyTooLargeError;
+      return send(res, tooLarge ? 413 : 400, { ok: false, error: { code: 'BAD_INPUT', message: tooLarge ? 'body too large' : 'body is not valid JSON' } });
     }
     const args = (payload as { args?: unknown } | null)?.args ?? [];
     const result = await dispatch(opts.services, method, args);
