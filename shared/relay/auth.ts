@@ -38,7 +38,8 @@ export class Authenticator {
   /** The terminal behind an `Authorization: Bearer` header, or null. */
   identify(header: string | undefined): TerminalIdentity | null {
     if (!header) return null;
-    const m = /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/.exec(header);
+    // Auth schemes are case-insensitive (RFC 9110 §11.1): `bearer x` is as good as `Bearer x`.
+    const m = /^Bearer\s+([A-Za-z0-9_-]{16,128})\s*$/i.exec(header);
     if (!m) return null;
     return (this.stmt.get(hashToken(m[1]!)) as TerminalIdentity | undefined) ?? null;
   }

@@ -9,7 +9,7 @@
  * commit for deployments that want power-loss durability at a throughput cost.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type Db = Database.Database;
@@ -178,10 +178,27 @@ export const ORDER_HORIZON_MS = 8 * 86_400_000;
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
+/**
+ * The database holds order history and token hashes: owner-only. A folder the relay creates
+ * is 0700 and a new database file 0600, set with chmod so the umask cannot widen (or, for the
+ * folder, cripple) them; SQLite gives -wal and -shm the database file's mode. An existing
+ * folder is left as the operator made it.
+ */
+function privateFile(path: string): void {
+  const created = mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (created) {
+    // mkdir -p: every folder from the first created one down is ours.
+    for (let d = dirname(path); d.length >= created.length; d = dirname(d)) chmodSync(d, 0o700);
+  }
+  if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  chmodSync(path, 0o600);
+}
+
 export function openDb(path: string, opts: { synchronous?: 'NORMAL' | 'FULL' } = {}): Db {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') privateFile(path);
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
+  if (path !== ':memory:') for (const f of [`${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
   // Another process (the add-terminal CLI) may hold the write lock briefly.
   db.pragma('busy_timeout = 5000');

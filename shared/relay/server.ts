@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Credentials } from '../wechatpay/credentials';
 import type { OrderState } from '../contracts/relay-api';
 import { ORDER_STATES } from '../contracts/relay-api';
-import { beijingDate } from '../wechatpay/time';
+import { beijingDate, isCalendarDate } from '../wechatpay/time';
 import type { Authenticator } from './auth';
 import type { BillService } from './bills';
 import { validateBillDate } from './bills';
@@ -45,6 +45,12 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  // A JSON route takes JSON only: a form or text/plain post (what a cross-site page can send
+  // without a preflight) is refused before its body is read.
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json' && !(type === '' && Number(req.headers['content-length'] ?? 0) === 0 && !req.headers['transfer-encoding'])) {
+    throw new RelayError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
+  }
   const raw = await readBody(req, JSON_LIMIT);
   if (raw.length === 0) return {};
   try {
@@ -56,9 +62,9 @@ async function jsonBody(req: IncomingMessage): Promise<unknown> {
 
 function dayStart(field: string, v: string | null): number | undefined {
   if (v === null) return undefined;
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00+08:00`) : NaN;
-  if (Number.isNaN(ms)) throw new BadRequest(field, 'must be YYYY-MM-DD');
-  return ms;
+  // Date.parse rolls 2026-02-30 over to March: only real calendar days pass.
+  if (!isCalendarDate(v)) throw new BadRequest(field, 'must be a calendar day YYYY-MM-DD');
+  return Date.parse(`${v}T00:00:00+08:00`);
 }
 
 function intParam(field: string, v: string | null, min: number, max: number): number | undefined {

@@ -20,18 +20,43 @@ export const MAX_SUB_AMOUNT = 1_000_000_000;
 
 const utf8 = (s: string) => Buffer.byteLength(s, 'utf8');
 
-/** APIv3 accepts only 1–3-byte UTF-8 characters (no emoji), no control characters. */
-function text(field: string, v: unknown, maxBytes: number, required: boolean): string | null {
+/**
+ * Characters that cannot be printed or shown honestly: C0/C1 controls, lone surrogates (they
+ * would be stored as invalid UTF-8), bidi controls (U+202E can make a receipt line read
+ * backwards), line/paragraph separators, zero-width characters and the BOM.
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const SEPARATOR = /[\u2028\u2029]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const INVISIBLE = /[\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff]/;
+
+/**
+ * The one text rule of the relay: why `v` cannot be stored and shown as given, or null.
+ * APIv3 also accepts only 1–3-byte UTF-8 characters (no emoji).
+ */
+export function textProblem(v: string): string | null {
+  if (LONE_SURROGATE.test(v)) return 'must not contain lone surrogates (invalid Unicode)';
+  if (CONTROL.test(v)) return 'must not contain control characters';
+  if (BIDI.test(v)) return 'must not contain bidirectional control characters (such as U+202E)';
+  if (SEPARATOR.test(v)) return 'must not contain line or paragraph separators (U+2028/U+2029)';
+  if (INVISIBLE.test(v)) return 'must not contain zero-width or invisible characters';
+  if (/[\u{10000}-\u{10FFFF}]/u.test(v)) return 'must not contain 4-byte characters such as emoji';
+  return null;
+}
+
+/** A text field: type, presence, length in UTF-8 bytes, then textProblem. */
+export function text(field: string, v: unknown, maxBytes: number, required: boolean): string | null {
   if (v === undefined || v === null) {
     if (required) throw new BadRequest(field, 'is required');
     return null;
   }
   if (typeof v !== 'string') throw new BadRequest(field, 'must be a string');
   if (required && v.trim() === '') throw new BadRequest(field, 'must not be empty');
+  const problem = textProblem(v);
+  if (problem) throw new BadRequest(field, problem);
   if (utf8(v) > maxBytes) throw new BadRequest(field, `is ${utf8(v)} UTF-8 bytes, at most ${maxBytes} allowed`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(v)) throw new BadRequest(field, 'must not contain control characters');
-  if (/[\u{10000}-\u{10FFFF}]/u.test(v)) throw new BadRequest(field, 'must not contain 4-byte characters such as emoji');
   return v;
 }
 
