@@ -28,6 +28,14 @@ export interface RelayConfig {
   logLevel: string;
   /** Extension RELAY_RECONCILE_TICK_MS: how often the reconciler looks for due orders. */
   reconcileTickMs: number;
+  /** Extension RELAY_HEADERS_TIMEOUT_MS: a request's headers must arrive within this (idle connections too). */
+  headersTimeoutMs: number;
+  /** Extension RELAY_BODY_TIMEOUT_MS: a request body (a notification's included) must arrive within this. */
+  bodyTimeoutMs: number;
+  /** Extension RELAY_MAX_CONNECTIONS: open TCP connections (WebSockets included); beyond it new ones are dropped. */
+  maxConnections: number;
+  /** Extension RELAY_EVENTS_PER_TERMINAL: `/v1/events` sockets per terminal; a new one closes the oldest. */
+  eventsPerTerminal: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -89,5 +97,9 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
     dbSynchronous: sync,
     logLevel,
     reconcileTickMs: int(env, 'RELAY_RECONCILE_TICK_MS', 1000, 50, 60_000),
+    headersTimeoutMs: int(env, 'RELAY_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    bodyTimeoutMs: int(env, 'RELAY_BODY_TIMEOUT_MS', 5_000, 100, 600_000),
+    maxConnections: int(env, 'RELAY_MAX_CONNECTIONS', 4096, 1, 1_000_000),
+    eventsPerTerminal: int(env, 'RELAY_EVENTS_PER_TERMINAL', 4, 1, 1000),
   };
 }
