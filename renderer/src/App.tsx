@@ -62,7 +62,9 @@ export function App({ pos }: { pos: RendererApi }) {
     if (settings) {
       update({ settings: { ...settings, language: next } });
       try {
-        await api().saveSettings({ ...settings, language: next });
+        // Only the language: every other setting keeps its stored value.
+        const r = await api().saveSettings({ language: next });
+        if (r.ok) update({ settings: r.settings });
       } catch {
         // the switch still applies to this session
       }

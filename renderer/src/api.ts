@@ -6,8 +6,8 @@
 import {
   TERMINAL_METHODS,
   type ApiResult, type PreloadApi, type TerminalApi, type TerminalEvent, type TerminalMethod,
-} from '../../shared/contracts/terminal-api';
-import type { ErrorBody } from '../../shared/contracts/relay-api';
+} from './contract';
+import type { ErrorBody } from './contract';
 
 export class ApiFailure extends Error implements ErrorBody {
   readonly code: string;

@@ -3,8 +3,8 @@
  * print (for support calls) but never alone, and never a stack trace.
  */
 import { toFailure } from './api';
-import { t } from './i18n';
-import type { PrinterFailure } from '../../shared/contracts/terminal-api';
+import { t, type MessageKey } from './i18n';
+import type { PrinterFailure } from './contract';
 
 export interface FriendlyError {
   text: string;
@@ -33,7 +33,7 @@ export function friendly(err: unknown): FriendlyError {
   if (code === 'STATEMENT_CREATING' || code === 'BILL_NOT_READY') return out(t('err.billNotReady'));
   if (code.startsWith('PRINTER')) return out(t('err.printer'));
   if (code === 'BAD_REQUEST' || code === 'BAD_INPUT' || code === 'INVALID_FIELD' || code === 'VALIDATION' || code === 'VALIDATION_ERROR' || code === 'INVALID_ARGUMENT' || code === 'PARAM_ERROR' || code === 'INVALID_REQUEST')
-    return out(t('err.badInput', { detail: f.field ? `${f.field}: ${f.message}` : f.message }));
+    return out(badFieldText(f.field, f.message));
   return out(t('err.unknown'));
 }
 
@@ -44,4 +44,30 @@ export function printerFailureText(failure: PrinterFailure | null): string {
     case 'refused': return t('printer.refused');
     default: return t('printer.error');
   }
+}
+
+const FIELD_LABELS: Record<string, MessageKey> = {
+  bill_date: 'field.bill_date',
+  sub_orders: 'field.sub_orders',
+  amount: 'field.amount',
+  description: 'field.description',
+  date: 'field.date',
+  q: 'field.q',
+};
+
+/**
+ * A refused field in the screen's language. The services' message often starts with the field's
+ * name already ("bill_date: … is in the future"): it is never repeated, and known rules get their
+ * own words instead of the English text.
+ */
+export function badFieldText(field: string | undefined, message: string): string {
+  const detail = field && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+  if (field === 'bill_date' && /future/i.test(detail)) return t('err.billDateFuture');
+  if (field === 'sub_orders' || field?.startsWith('sub_orders')) {
+    if (field === 'sub_orders' && /\bgot 1\b/.test(detail)) return t('err.singleNotSupported');
+    if (field === 'sub_orders') return t('err.subOrders', { detail });
+  }
+  const base = field?.replace(/^sub_orders\[\d+\]\./, '');
+  if (base && base in FIELD_LABELS) return t('err.badField', { field: t(FIELD_LABELS[base]!) });
+  return t('err.badInput', { detail: field ? `${field}: ${detail}` : detail });
 }

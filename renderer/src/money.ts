@@ -15,26 +15,39 @@ export function formatFen(fen: number, symbol = '¥'): string {
 /** Largest amount the keypad accepts for one sub-merchant: ¥999,999.99. */
 export const MAX_ENTRY_FEN = 99_999_999;
 
+/** Why a keypad key was not taken: shown to the cashier, never silently dropped. */
+export type KeyRefusal = 'SECOND_DOT' | 'DECIMALS' | 'TOO_LARGE' | 'NOT_A_KEY';
+
+export type KeyResult = { ok: true; entry: string } | { ok: false; reason: KeyRefusal };
+
 /**
- * What the keypad has typed so far, e.g. "12.5". Returns null when the key would make it invalid
- * (second dot, third decimal, too large), so the key is simply ignored.
+ * What the keypad has typed so far, e.g. "12.5", after one more key; or why the key is refused
+ * (second dot, third decimal, above the largest amount), so the screen can say so.
  */
-export function pushKey(entry: string, key: string): string | null {
+export function applyKey(entry: string, key: string): KeyResult {
   if (key === '.') {
-    if (entry.includes('.')) return null;
-    return entry === '' ? '0.' : entry + '.';
+    if (entry.includes('.')) return { ok: false, reason: 'SECOND_DOT' };
+    return { ok: true, entry: entry === '' ? '0.' : entry + '.' };
   }
   if (key === '00') {
-    const once = pushKey(entry, '0');
-    return once === null ? null : pushKey(once, '0') ?? once;
+    const once = applyKey(entry, '0');
+    if (!once.ok) return once;
+    const twice = applyKey(once.entry, '0');
+    return twice.ok ? twice : once;
   }
-  if (!/^[0-9]$/.test(key)) return null;
+  if (!/^[0-9]$/.test(key)) return { ok: false, reason: 'NOT_A_KEY' };
   const dot = entry.indexOf('.');
-  if (dot >= 0 && entry.length - dot - 1 >= 2) return null;
+  if (dot >= 0 && entry.length - dot - 1 >= 2) return { ok: false, reason: 'DECIMALS' };
   const next = entry === '0' ? key : entry + key;
   const fen = entryToFen(next);
-  if (fen === null || fen > MAX_ENTRY_FEN) return null;
-  return next;
+  if (fen === null || fen > MAX_ENTRY_FEN) return { ok: false, reason: 'TOO_LARGE' };
+  return { ok: true, entry: next };
+}
+
+/** `applyKey` for callers that only need the new text: null when the key is refused. */
+export function pushKey(entry: string, key: string): string | null {
+  const r = applyKey(entry, key);
+  return r.ok ? r.entry : null;
 }
 
 /** "12.5" → 1250, "" → 0, "0." → 0; null when not a well-formed amount. */

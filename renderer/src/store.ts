@@ -3,10 +3,10 @@
  * One small observable; screens re-render on change (the state is small, so no selectors).
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { Alert, Order, SubMerchantInfo } from '../../shared/contracts/relay-api';
+import type { Alert, Order, SubMerchantInfo } from './contract';
 import type {
   ConnectionState, PreloadApi, PrintJob, SessionInfo, Settings, TerminalEvent,
-} from '../../shared/contracts/terminal-api';
+} from './contract';
 
 export interface BillProgress {
   done: number;

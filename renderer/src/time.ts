@@ -15,11 +15,12 @@ export function beijingTime(iso: string): string {
   return new Date(ms + BEIJING_OFFSET_MS).toISOString().slice(11, 19);
 }
 
+/** yyyy-MM-dd HH:mm:ss Beijing time: dates always in that order, whatever the language. */
 export function beijingDateTime(iso: string): string {
   const ms = Date.parse(iso);
   if (Number.isNaN(ms)) return '';
   const s = new Date(ms + BEIJING_OFFSET_MS).toISOString();
-  return `${s.slice(5, 10)} ${s.slice(11, 19)}`;
+  return `${s.slice(0, 10)} ${s.slice(11, 19)}`;
 }
 
 /** 125 → "2:05"; hours shown when needed. */

@@ -1,6 +1,6 @@
 /** Print jobs of one order: state in words, printer trouble explained, retry and reprint. */
 import { useState } from 'preact/hooks';
-import type { PrintJob, PrintKind } from '../../../shared/contracts/terminal-api';
+import type { PrintJob, PrintKind } from '../contract';
 import { api, jobsFor, mergePrintJobs, useAppState } from '../store';
 import { t } from '../i18n';
 import { friendly, printerFailureText } from '../errors';

@@ -4,13 +4,14 @@
  * Enter charges, Esc clears or goes back. Every control is also a large touch target.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Order, SubMerchantInfo } from '../../../shared/contracts/relay-api';
-import { FINAL_STATES } from '../../../shared/contracts/relay-api';
+import type { CreateOrderRequest, Order, SubMerchantInfo } from '../contract';
 import { api, getState, mergeOrders, useAppState } from '../store';
 import { t } from '../i18n';
-import { formatFen, pushKey } from '../money';
+import { applyKey, formatFen, MAX_ENTRY_FEN, type KeyRefusal } from '../money';
 import { friendly } from '../errors';
 import { buildRequest, cartTotal, ChargeKeys, merchantTotal, type Cart } from './cart';
+import { confirmAboveFen, isWaiting, needsConfirmation, sameSaleKey, sameSaleRequest } from '../orders';
+import { ConfirmDialog } from '../components/ConfirmDialog';
 import { OrderView } from './OrderView';
 import { isTyping, useKeys } from '../keys';
 
@@ -38,6 +39,13 @@ export function Cashier({ active }: { active: boolean }) {
   const [viewing, setViewing] = useState<string | null>(null);
   const [creating, setCreating] = useState(false);
   const [error, setError] = useState<{ text: string; code?: string } | null>(null);
+  /** The last keypad key refused, said next to the amount (the field never stops silently). */
+  const [refused, setRefused] = useState<KeyRefusal | null>(null);
+  /** A large sale waiting for the cashier's confirmation before 收款. */
+  const [confirming, setConfirming] = useState<{ total: number; limit: number } | null>(null);
+  /** The cart line last changed, scrolled into view after the render. */
+  const [touched, setTouched] = useState<string | null>(null);
+  const cartBox = useRef<HTMLDivElement>(null);
   const busy = useRef(false);
   const chargeKeys = useRef(new ChargeKeys());
   const seenStates = useRef<Record<string, Order['state']>>({});
@@ -64,19 +72,27 @@ export function Cashier({ active }: { active: boolean }) {
     if (!target) return;
     const mchid = target.mchid;
     setError(null);
-    setCart((c) => {
-      const mc = c[mchid] ?? { items: {}, entry: '' };
-      let entry: string | null;
-      if (key === '⌫') entry = mc.entry.slice(0, -1);
-      else if (key === 'C') entry = '';
-      else entry = pushKey(mc.entry, key);
-      if (entry === null) return c;
-      return { ...c, [mchid]: { ...mc, entry } };
-    });
+    const mc = cartRef.current[mchid] ?? { items: {}, entry: '' };
+    let entry: string;
+    if (key === '⌫') entry = mc.entry.slice(0, -1);
+    else if (key === 'C') entry = '';
+    else {
+      const r = applyKey(mc.entry, key);
+      if (!r.ok) {
+        setRefused(r.reason);
+        return;
+      }
+      entry = r.entry;
+    }
+    setRefused(null);
+    setTouched(`${mchid}:entry`);
+    setCart((c) => ({ ...c, [mchid]: { ...mc, entry } }));
   };
 
   const addItem = (m: SubMerchantInfo, sku: string, delta: number) => {
     setError(null);
+    setRefused(null);
+    setTouched(`${m.mchid}:${sku}`);
     setCart((c) => {
       const mc = c[m.mchid] ?? { items: {}, entry: '' };
       const q = Math.max(0, (mc.items[sku] ?? 0) + delta);
@@ -86,46 +102,75 @@ export function Cashier({ active }: { active: boolean }) {
     });
   };
 
-  const charge = async () => {
+  /** 收款: a large total first asks for confirmation (`confirmed` = the cashier said yes). */
+  const charge = async (confirmed = false) => {
     if (busy.current) return;
     const cart = cartRef.current;
     const merchants = getState().merchants;
     const built = buildRequest(merchants, cart);
+    setRefused(null);
     if (!built.ok) {
-      setError({
-        text:
-          built.reason === 'EMPTY' ? t('cashier.needAmount')
-          : built.reason === 'SINGLE_MERCHANT' ? t('cashier.singleMerchant', { name: built.merchant ?? '' })
-          : t('cashier.tooManyMerchants'),
-      });
+      setError({ text: built.reason === 'EMPTY' ? t('cashier.needAmount') : t('cashier.tooManyMerchants', { n: built.count }) });
       return;
     }
+    const limit = confirmAboveFen(getState().settings);
+    if (!confirmed && needsConfirmation(built.total, limit)) {
+      setConfirming({ total: built.total, limit });
+      return;
+    }
+    setConfirming(null);
+    // One idempotency key per press; a re-press of the same sale after a timeout or lost answer
+    // reuses it, so the relay returns the order it may already have created instead of a second one.
+    const key = chargeKeys.current.keyFor(built.request, () => crypto.randomUUID());
+    await create(built.request, key, () => setCart({}));
+  };
+
+  /** Creates the order and shows it; on failure the error text (the sale stays where it was). */
+  const create = async (request: CreateOrderRequest, key: string, onCreated?: () => void): Promise<string | null> => {
     busy.current = true;
     setCreating(true);
     setError(null);
     try {
-      // One idempotency key per press; a re-press of the same sale after a timeout or lost answer
-      // reuses it, so the relay returns the order it may already have created instead of a second one.
-      const key = chargeKeys.current.keyFor(built.request, () => crypto.randomUUID());
-      const order = await api().createOrder(built.request, key);
+      const order = await api().createOrder(request, key);
       chargeKeys.current.settle(null);
       mergeOrders([order]);
-      setCart({});
+      onCreated?.();
       setPaidNotice(null);
       setViewing(order.combine_out_trade_no);
+      return null;
     } catch (err) {
       const f = friendly(err);
       chargeKeys.current.settle(f.code);
       setError({ text: f.text, code: f.code });
+      return f.text;
     } finally {
       busy.current = false;
       setCreating(false);
     }
   };
 
+  /** A failed sale (create refused, or PAYERROR): the same lines as a new order, a new QR. */
+  const newQrFor = async (o: Order): Promise<string | null> => {
+    if (busy.current) return null;
+    return create(sameSaleRequest(o), sameSaleKey(o));
+  };
+
+  useEffect(() => {
+    if (!touched || !cartBox.current) return;
+    const line = cartBox.current.querySelector(`[data-line="${CSS.escape(touched)}"]`);
+    line?.scrollIntoView({ block: 'nearest' });
+  }, [cart, touched]);
+
   useKeys((e) => {
     if (!active || viewing) return;
     if (isTyping(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (confirming) {
+      // The dialog owns the keys: Enter charges, Esc goes back to the sale; nothing else types.
+      if (e.key === 'Enter') void charge(true);
+      else if (e.key === 'Escape') setConfirming(null);
+      e.preventDefault();
+      return;
+    }
     if (/^[0-9.]$/.test(e.key)) editEntry(e.key);
     else if (e.key === 'Backspace') editEntry('⌫');
     else if (e.key === 'Delete') editEntry('C');
@@ -134,8 +179,9 @@ export function Cashier({ active }: { active: boolean }) {
       const n = merchants.length || 1;
       setSelected((i) => (i + (e.key === 'ArrowRight' ? 1 : n - 1)) % n);
     } else if (e.key === 'Escape') {
-      if (error) setError(null);
-      else editEntry('C');
+      // Clears the error and the typed amount together: digits typed next start a new amount.
+      setError(null);
+      editEntry('C');
     } else return;
     e.preventDefault();
   });
@@ -148,12 +194,13 @@ export function Cashier({ active }: { active: boolean }) {
         active={active}
         sandbox={!!s.session?.sandbox_url}
         onBack={() => setViewing(null)}
+        onNewQr={newQrFor}
       />
     );
   }
 
   const open = Object.values(s.orders)
-    .filter((o) => !FINAL_STATES.includes(o.state) && o.creation !== 'FAILED' && (me === null || o.terminal === me))
+    .filter((o) => isWaiting(o) && (me === null || o.terminal === me))
     .sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
 
   return (
@@ -218,7 +265,7 @@ export function Cashier({ active }: { active: boolean }) {
       </section>
 
       <section class="till-pane">
-        <div class="cart" data-testid="cart">
+        <div class="cart" data-testid="cart" ref={cartBox}>
           <div class="pane-title">{t('cashier.cart')}</div>
           {total === 0 && <div class="hint">{t('cashier.cartEmpty')}</div>}
           {merchants.map((m) => {
@@ -232,14 +279,14 @@ export function Cashier({ active }: { active: boolean }) {
                   <span>{formatFen(sub)}</span>
                 </div>
                 {(m.catalog ?? []).filter((it) => mc.items[it.sku]).map((it) => (
-                  <div class="cart-line" key={it.sku}>
+                  <div class="cart-line" key={it.sku} data-line={`${m.mchid}:${it.sku}`}>
                     <span>{it.name} ×{mc.items[it.sku]}</span>
                     <span>{formatFen(it.price * mc.items[it.sku])}</span>
                     <button class="btn tiny" aria-label={t('cashier.remove')} onClick={() => addItem(m, it.sku, -1)}>−</button>
                   </div>
                 ))}
                 {mc.entry !== '' && (
-                  <div class="cart-line">
+                  <div class="cart-line" data-line={`${m.mchid}:entry`}>
                     <span>{t('cashier.manualAmount')}</span>
                     <span>{formatFen(merchantTotal(m, { items: {}, entry: mc.entry }))}</span>
                     <span />
@@ -249,7 +296,7 @@ export function Cashier({ active }: { active: boolean }) {
             );
           })}
         </div>
-        <div class="entry" data-testid="entry">
+        <div class={`entry ${refused ? 'refused' : ''}`} data-testid="entry" data-refused={refused ?? ''}>
           <span class="entry-label">{current ? t('cashier.amountFor', { name: current.name }) : ''}</span>
           <span class="entry-value">{current ? (cart[current.mchid]?.entry || '0') : ''}</span>
         </div>
@@ -265,31 +312,47 @@ export function Cashier({ active }: { active: boolean }) {
           <span class="total" data-testid="total">{formatFen(total)}</span>
         </div>
         <div class="message-slot">
+          {!error && refused && (
+            <div class="error-box warn-box" role="status" data-testid="key-refused" data-reason={refused}>
+              {t(`cashier.keyRefused.${refused}`, { max: formatFen(MAX_ENTRY_FEN) })}
+            </div>
+          )}
           {error && (
             <div class="error-box" role="alert" data-testid="cashier-error">
               {error.text}
               {error.code && <small class="code"> ({t('err.code', { code: error.code })})</small>}
             </div>
           )}
-          {!error && s.connection !== 'online' && s.connection !== 'connecting' && (
+          {!error && !refused && s.connection !== 'online' && s.connection !== 'connecting' && (
             <div class="error-box" data-testid="cashier-offline">
               {s.connection === 'unauthorized' ? t('err.unauthorized') : s.connection === 'unconfigured' ? t('cashier.unconfigured') : t('cashier.offline')}
             </div>
           )}
-          {!error && (s.connection === 'online' || s.connection === 'connecting') && paidNotice && (
+          {!error && !refused && (s.connection === 'online' || s.connection === 'connecting') && paidNotice && (
             <button class="paid-notice" data-testid="paid-notice" onClick={() => { setViewing(paidNotice.combine_out_trade_no); setPaidNotice(null); }}>
               {t('cashier.paidAway', { amount: formatFen(paidNotice.total_amount), no: paidNotice.combine_out_trade_no })}
             </button>
           )}
-          {!error && (s.connection === 'online' || s.connection === 'connecting') && !paidNotice && <div class="hint small">{t('cashier.keysHint')}</div>}
+          {!error && !refused && (s.connection === 'online' || s.connection === 'connecting') && !paidNotice && <div class="hint small">{t('cashier.keysHint')}</div>}
         </div>
         <div class="charge-row">
-          <button class="btn clear" onClick={() => { setCart({}); setError(null); }}>{t('cashier.clear')}</button>
+          <button class="btn clear" onClick={() => { setCart({}); setError(null); setRefused(null); }}>{t('cashier.clear')}</button>
           <button class="btn charge" data-testid="charge" disabled={creating} onClick={() => void charge()}>
             {creating ? t('cashier.creating') : `${t('cashier.charge')} ${formatFen(total)}`}
           </button>
         </div>
       </section>
+      {confirming && (
+        <ConfirmDialog
+          testid="confirm-amount"
+          title={t('cashier.confirmTitle')}
+          body={t('cashier.confirmBody', { amount: formatFen(confirming.total), limit: formatFen(confirming.limit) })}
+          yes={t('cashier.confirmYes')}
+          no={t('cashier.confirmNo')}
+          onYes={() => void charge(true)}
+          onNo={() => setConfirming(null)}
+        />
+      )}
     </div>
   );
 }

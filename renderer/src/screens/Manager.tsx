@@ -4,15 +4,18 @@
  * takings per sub-merchant as bars.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Order, OrderState, ReconciliationReport } from '../../../shared/contracts/relay-api';
-import { ORDER_STATES } from '../../../shared/contracts/relay-api';
-import type { DailyTakings } from '../../../shared/contracts/terminal-api';
+import type { Order, OrderState, ReconciliationReport } from '../contract';
+import { ORDER_STATES } from '../contract';
+import type { DailyTakings } from '../contract';
 import { api, mergeOrders, update, useAppState } from '../store';
 import { t, type MessageKey } from '../i18n';
 import { formatFen, percent } from '../money';
 import { friendly } from '../errors';
-import { beijingDate, beijingDateTime, useNow } from '../time';
+import { beijingDate, beijingDateTime, formatCountdown, useNow } from '../time';
 import { latestOnly } from '../latest';
+import { closeWaitSeconds, displayStatus, isWaiting, orderKind } from '../orders';
+import { ConfirmDialog } from '../components/ConfirmDialog';
+import { useKeys } from '../keys';
 
 type Tab = 'stale' | 'search' | 'bills' | 'alerts' | 'takings';
 const TABS: Tab[] = ['stale', 'search', 'bills', 'alerts', 'takings'];
@@ -58,6 +61,8 @@ function Stale() {
   /** order → epoch ms when a close may be retried (CLOSE_TOO_EARLY) */
   const [waitUntil, setWaitUntil] = useState<Record<string, number>>({});
   const [closing, setClosing] = useState<Record<string, boolean>>({});
+  /** The order whose close waits for the manager's confirmation. */
+  const [confirm, setConfirm] = useState<Order | null>(null);
 
   const load = async () => {
     setLoading(true);
@@ -76,6 +81,16 @@ function Stale() {
     void load();
   }, []);
 
+  useKeys((e) => {
+    if (!confirm) return;
+    if (e.key === 'Enter' || e.key === 'Escape') {
+      e.preventDefault();
+      const no = confirm.combine_out_trade_no;
+      setConfirm(null);
+      if (e.key === 'Enter') void close(no);
+    }
+  });
+
   const close = async (no: string) => {
     setClosing((c) => ({ ...c, [no]: true }));
     setError(null);
@@ -91,7 +106,8 @@ function Stale() {
     }
   };
 
-  const orders = list.map((no) => s.orders[no]).filter((o): o is Order => !!o);
+  // A sale whose create WeChat Pay refused has no QR: nobody is waiting to pay it, it is not "unpaid".
+  const orders = list.map((no) => s.orders[no]).filter((o): o is Order => !!o && (isWaiting(o) || o.creation !== 'FAILED'));
   return (
     <div class="panel" data-testid="stale">
       <div class="toolbar">
@@ -114,12 +130,16 @@ function Stale() {
           )}
           <tbody>
             {orders.map((o) => {
-              const wait = Math.ceil(((waitUntil[o.combine_out_trade_no] ?? 0) - now) / 1000);
+              // The relay's CLOSE_TOO_EARLY answer is authoritative (disabled); before any answer, the
+              // 5-minute rule is only estimated locally: the button looks disabled and counts down,
+              // but a press still asks the relay (its clock and rule decide).
+              const told = waitUntil[o.combine_out_trade_no];
+              const wait = closeWaitSeconds(o, now, told);
               const done = o.state !== 'NOTPAY' && o.state !== 'USERPAYING';
               const ageMin = Math.floor((now - Date.parse(o.created_at)) / 60000);
               return (
                 <tr key={o.combine_out_trade_no} data-testid="stale-row" data-order={o.combine_out_trade_no} data-state={o.state}>
-                  <td class="mono">{o.combine_out_trade_no}</td>
+                  <td class="mono">{o.combine_out_trade_no}<KindTag order={o} /></td>
                   <td>{beijingDateTime(o.created_at)}</td>
                   <td>{t('manager.age', { m: ageMin })}</td>
                   <td>{o.terminal}</td>
@@ -128,9 +148,10 @@ function Stale() {
                     {done ? (
                       <span class={`status-badge small state-${o.state}`}>{t(`state.${o.state}`)}</span>
                     ) : (
-                      <button class="btn danger" data-testid="close-order" disabled={closing[o.combine_out_trade_no] || wait > 0}
-                        onClick={() => void close(o.combine_out_trade_no)}>
-                        {closing[o.combine_out_trade_no] ? t('manager.closing') : wait > 0 ? t('manager.closeWait', { s: wait }) : t('manager.close')}
+                      <button class={`btn danger ${wait > 0 ? 'looks-disabled' : ''}`} data-testid="close-order" data-wait={wait}
+                        disabled={closing[o.combine_out_trade_no] || (told !== undefined && wait > 0)}
+                        onClick={() => setConfirm(o)}>
+                        {closing[o.combine_out_trade_no] ? t('manager.closing') : wait > 0 ? t('manager.closeIn', { time: formatCountdown(wait) }) : t('manager.close')}
                       </button>
                     )}
                   </td>
@@ -140,7 +161,38 @@ function Stale() {
           </tbody>
         </table>
       </div>
+      {confirm && (
+        <ConfirmDialog
+          testid="confirm-close"
+          title={t('manager.confirmCloseYes')}
+          body={t('manager.confirmClose', { no: confirm.combine_out_trade_no, amount: formatFen(confirm.total_amount) })}
+          yes={t('manager.confirmCloseYes')}
+          no={t('common.cancel')}
+          danger
+          onYes={() => { const no = confirm.combine_out_trade_no; setConfirm(null); void close(no); }}
+          onNo={() => setConfirm(null)}
+        />
+      )}
     </div>
+  );
+}
+
+/** Contract §2 `kind`: only one-merchant sales are tagged (the usual combined sale needs no label). */
+function KindTag({ order }: { order: Order }) {
+  if (orderKind(order) !== 'single') return null;
+  return <span class="kind-tag" data-testid="kind-tag" title={t('kind.singleTitle')}>{t('kind.single')}</span>;
+}
+
+/** State badge: a create refused by WeChat Pay reads "创建失败" with the reason, never "waiting". */
+function StatusCell({ order }: { order: Order }) {
+  const status = displayStatus(order);
+  return (
+    <>
+      <span class={`status-badge small state-${status}`} data-testid="row-status" data-status={status}>{t(`state.${status}`)}</span>
+      {status === 'CREATE_FAILED' && (order.error_message || order.error_code) && (
+        <div class="row-error" data-testid="row-error">{order.error_message || order.error_code}</div>
+      )}
+    </>
   );
 }
 
@@ -152,11 +204,11 @@ function OrdersTable({ orders }: { orders: Order[] }) {
       </thead>
       <tbody>
         {orders.map((o) => (
-          <tr key={o.combine_out_trade_no} data-testid="search-row" data-order={o.combine_out_trade_no}>
-            <td class="mono">{o.combine_out_trade_no}</td>
+          <tr key={o.combine_out_trade_no} data-testid="search-row" data-order={o.combine_out_trade_no} data-kind={orderKind(o)} data-status={displayStatus(o)}>
+            <td class="mono">{o.combine_out_trade_no}<KindTag order={o} /></td>
             <td>{beijingDateTime(o.created_at)}</td>
             <td>{o.terminal}</td>
-            <td><span class={`status-badge small state-${o.state}`}>{t(`state.${o.state}`)}</span></td>
+            <td><StatusCell order={o} /></td>
             <td class="num">{formatFen(o.total_amount)}</td>
           </tr>
         ))}
@@ -190,7 +242,7 @@ function Search() {
     <div class="panel" data-testid="search">
       <form class="toolbar" onSubmit={(e) => void search(e)}>
         <label>{t('manager.searchNo')}<input value={q} data-testid="search-q" onInput={(e) => setQ((e.target as HTMLInputElement).value)} /></label>
-        <label>{t('manager.searchDate')}<input type="date" value={date} data-testid="search-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.searchDate')}<input type="date" value={date} max={beijingDate()} data-testid="search-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
         <label>{t('manager.searchState')}
           <select value={state} data-testid="search-state" onChange={(e) => setState((e.target as HTMLSelectElement).value as OrderState | '')}>
             <option value="">{t('state.any')}</option>
@@ -218,6 +270,11 @@ function Bills() {
   const names = Object.fromEntries(s.merchants.map((m) => [m.mchid, m.name]));
 
   const run = async () => {
+    // The picker offers no later day (max = today, Beijing); a typed one is refused here, in words.
+    if (date > beijingDate()) {
+      setError(t('err.billDateFuture'));
+      return;
+    }
     setRunning(true);
     setError(null);
     setReport(null);
@@ -238,7 +295,7 @@ function Bills() {
   return (
     <div class="panel" data-testid="bills">
       <div class="toolbar">
-        <label>{t('manager.billDate')}<input type="date" value={date} data-testid="bill-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.billDate')}<input type="date" value={date} max={beijingDate()} data-testid="bill-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
         <button class="btn primary" data-testid="reconcile" disabled={running || !date} onClick={() => void run()}>{t('manager.reconcile')}</button>
       </div>
       <div class={`progress ${report && !report.ok ? 'bad' : ''}`} data-testid="bill-progress" data-done={progress?.done ?? 0} data-total={progress?.total ?? 0}>
@@ -356,7 +413,7 @@ function Takings() {
   return (
     <div class="panel" data-testid="takings">
       <div class="toolbar">
-        <label>{t('manager.searchDate')}<input type="date" value={date} onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.searchDate')}<input type="date" value={date} max={beijingDate()} data-testid="takings-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
         <button class="btn" onClick={() => void load()}>{t('manager.refresh')}</button>
         {data && <span class="takings-total">{t('manager.takingsTotal', { amount: formatFen(sum), count })}</span>}
       </div>

@@ -1,27 +1,31 @@
-/** Settings screen: what the terminal stores, with each validation message next to its field. */
+/**
+ * Settings screen: what the terminal stores, with each validation message (in the screen's
+ * language) next to its field. Only edited fields are sent; tokens are write-only: the screen shows
+ * whether each is set and offers replace / clear, never the value.
+ */
 import type { ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
-import type { Settings as SettingsT, SettingsErrors } from '../../../shared/contracts/terminal-api';
+import { useState } from 'preact/hooks';
+import type { Settings as SettingsT, TokenSetting } from '../contract';
 import { api, update, useAppState } from '../store';
 import { setLanguage, t, type MessageKey } from '../i18n';
 import { friendly } from '../errors';
-
-type Field = keyof SettingsT;
+import { buildUpdate, formValues, tokenIsSet, translatedErrors, type Edits, type PlainField, type TokenActions } from '../settings-form';
 
 export function Settings({ onSaved }: { onSaved(): void }) {
   const s = useAppState();
-  const [form, setForm] = useState<SettingsT | null>(s.settings);
-  const [errors, setErrors] = useState<SettingsErrors>({});
-  const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
+  const [edits, setEdits] = useState<Edits>({});
+  const [tokens, setTokens] = useState<TokenActions>({});
+  /** field → the services' message (translated when shown, so a language switch re-translates it) */
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [status, setStatus] = useState<{ ok: boolean; key?: MessageKey; text?: string } | null>(null);
   const [saving, setSaving] = useState(false);
 
-  useEffect(() => {
-    if (!form && s.settings) setForm(s.settings);
-  }, [s.settings]);
-  if (!form) return <div class="settings"><div class="hint">{t('common.loading')}</div></div>;
+  const stored = s.settings;
+  if (!stored) return <div class="settings"><div class="hint">{t('common.loading')}</div></div>;
+  const form = formValues(stored, edits);
 
-  const set = <K extends Field>(k: K, v: SettingsT[K]) => {
-    setForm({ ...form, [k]: v });
+  const set = <K extends PlainField>(k: K, v: SettingsT[K]) => {
+    setEdits({ ...edits, [k]: v });
     setStatus(null);
   };
 
@@ -30,17 +34,18 @@ export function Settings({ onSaved }: { onSaved(): void }) {
     setSaving(true);
     setStatus(null);
     try {
-      const r = await api().saveSettings(form);
+      const r = await api().saveSettings(buildUpdate(edits, tokens));
       if (r.ok) {
         setErrors({});
-        setForm(r.settings);
+        setEdits({});
+        setTokens({});
         update({ settings: r.settings });
         setLanguage(r.settings.language);
-        setStatus({ ok: true, text: t('settings.saved') });
+        setStatus({ ok: true, key: 'settings.saved' });
         onSaved();
       } else {
-        setErrors(r.errors);
-        setStatus({ ok: false, text: t('settings.invalid') });
+        setErrors(r.errors as Record<string, string>);
+        setStatus({ ok: false, key: 'settings.invalid' });
       }
     } catch (err) {
       setStatus({ ok: false, text: friendly(err).text });
@@ -49,19 +54,57 @@ export function Settings({ onSaved }: { onSaved(): void }) {
     }
   };
 
-  const row = (k: Field, control: ComponentChildren, hint?: string) => (
-    <div class={`field ${errors[k] ? 'invalid' : ''}`} data-field={k}>
+  const shownErrors = translatedErrors(errors);
+  const row = (k: PlainField | TokenSetting, control: ComponentChildren, hint?: string) => (
+    <div class={`field ${shownErrors[k] ? 'invalid' : ''}`} data-field={k}>
       <label for={`f-${k}`}>{t(`settings.${k}` as MessageKey)}</label>
       <div class="control">
         {control}
-        <div class="field-msg" data-testid={`error-${k}`}>{errors[k] ?? hint ?? ''}</div>
+        <div class="field-msg" data-testid={`error-${k}`}>{shownErrors[k] ?? hint ?? ''}</div>
       </div>
     </div>
   );
-  const text = (k: 'relay_url' | 'terminal_token' | 'manager_token' | 'printer', secret = false) => (
-    <input id={`f-${k}`} type={secret ? 'password' : 'text'} value={form[k]} autocomplete="off" spellcheck={false}
+  const text = (k: 'relay_url' | 'printer') => (
+    <input id={`f-${k}`} type="text" value={form[k]} autocomplete="off" spellcheck={false}
       onInput={(e) => set(k, (e.target as HTMLInputElement).value)} />
   );
+  const token = (k: TokenSetting) => {
+    const action = tokens[k] ?? { kind: 'keep' };
+    const isSet = tokenIsSet(stored, k);
+    const act = (a: TokenActions[TokenSetting]) => {
+      setTokens({ ...tokens, [k]: a });
+      setStatus(null);
+    };
+    return (
+      <div class="token-control" data-testid={`token-${k}`} data-set={String(isSet)} data-action={action.kind}>
+        {action.kind === 'replace' ? (
+          <input id={`f-${k}`} type="password" value={action.value} autocomplete="new-password" spellcheck={false}
+            placeholder={t('settings.tokenNew')} data-testid={`token-input-${k}`}
+            onInput={(e) => act({ kind: 'replace', value: (e.target as HTMLInputElement).value })} />
+        ) : (
+          <span id={`f-${k}`} class={`token-state ${action.kind === 'clear' || !isSet ? 'unset' : 'set'}`} data-testid={`token-state-${k}`}>
+            {action.kind === 'clear' ? t('settings.tokenWillClear') : isSet ? t('settings.tokenSet') : t('settings.tokenUnset')}
+          </span>
+        )}
+        {action.kind === 'keep' ? (
+          <>
+            <button type="button" class="btn small" data-testid={`token-replace-${k}`} onClick={() => act({ kind: 'replace', value: '' })}>
+              {isSet ? t('settings.tokenReplace') : t('settings.tokenEnter')}
+            </button>
+            {isSet && (
+              <button type="button" class="btn small" data-testid={`token-clear-${k}`} onClick={() => act({ kind: 'clear' })}>
+                {t('settings.tokenClear')}
+              </button>
+            )}
+          </>
+        ) : (
+          <button type="button" class="btn small" data-testid={`token-keep-${k}`} onClick={() => act({ kind: 'keep' })}>
+            {t('settings.tokenUndo')}
+          </button>
+        )}
+      </div>
+    );
+  };
   const role = s.session?.role ? t(`role.${s.session.role}`) : t('role.none');
 
   return (
@@ -72,9 +115,9 @@ export function Settings({ onSaved }: { onSaved(): void }) {
       </div>
       <div class="fields">
         {row('relay_url', text('relay_url'))}
-        {row('terminal_token', text('terminal_token', true))}
-        {row('manager_token', text('manager_token', true))}
         {row('printer', text('printer'), t('settings.printerHint'))}
+        {row('terminal_token', token('terminal_token'))}
+        {row('manager_token', token('manager_token'))}
         {row('paper_width', (
           <select id="f-paper_width" value={String(form.paper_width)} onChange={(e) => set('paper_width', Number((e.target as HTMLSelectElement).value) as 58 | 80)}>
             <option value="58">58 mm</option>
@@ -99,7 +142,9 @@ export function Settings({ onSaved }: { onSaved(): void }) {
         ))}
       </div>
       <div class="settings-foot">
-        <div class={`save-status ${status?.ok ? 'ok' : 'bad'}`} data-testid="settings-status">{status?.text ?? ''}</div>
+        <div class={`save-status ${status?.ok ? 'ok' : 'bad'}`} data-testid="settings-status">
+          {status ? (status.key ? t(status.key) : status.text) : ''}
+        </div>
         <button class="btn primary" type="submit" data-testid="settings-save" disabled={saving}>{t('settings.save')}</button>
       </div>
     </form>

@@ -1,8 +1,9 @@
 /**
- * The sale being rung up: goods and typed amounts per sub-merchant, and the combined-order
- * request built from it. Pure functions so the rules (2–10 merchants, fen sums) are testable.
+ * The sale being rung up: goods and typed amounts per sub-merchant, and the order request built
+ * from it. Pure functions so the rules (1–10 merchants, fen sums) are testable. One merchant is a
+ * basic Native sale, 2–10 a combined one: the relay decides, the cashier does not need to know.
  */
-import type { CreateOrderRequest, SubMerchantInfo } from '../../../shared/contracts/relay-api';
+import type { CreateOrderRequest, SubMerchantInfo } from '../contract';
 import { entryToFen } from '../money';
 
 export interface MerchantCart {
@@ -64,16 +65,18 @@ export function describe(m: SubMerchantInfo, c: MerchantCart): string {
 
 export type BuildResult =
   | { ok: true; request: CreateOrderRequest; total: number }
-  | { ok: false; reason: 'EMPTY' | 'SINGLE_MERCHANT' | 'TOO_MANY'; merchant?: string };
+  | { ok: false; reason: 'EMPTY' }
+  | { ok: false; reason: 'TOO_MANY'; count: number };
+
+/** Most merchants in one sale (WeChat Pay's combined payment takes at most 10 sub-orders). */
+export const MAX_MERCHANTS = 10;
 
 export function buildRequest(merchants: SubMerchantInfo[], cart: Cart): BuildResult {
   const subs = merchants
     .map((m) => ({ m, c: cart[m.mchid], amount: merchantTotal(m, cart[m.mchid]) }))
     .filter((x) => x.amount > 0);
   if (subs.length === 0) return { ok: false, reason: 'EMPTY' };
-  // Combined payment needs 2–10 sub-orders; basic Native payment is not built yet.
-  if (subs.length === 1) return { ok: false, reason: 'SINGLE_MERCHANT', merchant: subs[0].m.name };
-  if (subs.length > 10) return { ok: false, reason: 'TOO_MANY' };
+  if (subs.length > MAX_MERCHANTS) return { ok: false, reason: 'TOO_MANY', count: subs.length };
   return {
     ok: true,
     total: subs.reduce((s, x) => s + x.amount, 0),

@@ -1,0 +1,10 @@
+/**
+ * The one place the renderer takes the contract's types from: the typed terminal API only
+ * (shared/contracts/terminal-api.ts), which re-exports the relay shapes the screens need.
+ */
+export type {
+  Alert, ApiResult, ConnectionState, CreateOrderRequest, DailyTakings, ErrorBody, Language, Order, OrderState,
+  PreloadApi, PrinterFailure, PrintJob, PrintKind, ReconciliationReport, SaveSettingsResult, SessionInfo, Settings,
+  SettingsErrors, SettingsUpdate, SubMerchantInfo, TerminalApi, TerminalEvent, TerminalMethod, TokenSetting,
+} from '../../shared/contracts/terminal-api';
+export { FINAL_STATES, ORDER_STATES, TERMINAL_METHODS } from '../../shared/contracts/terminal-api';
