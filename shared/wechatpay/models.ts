@@ -209,3 +209,109 @@ export interface TradeBillSummary {
   /** 申请退款总金额, fen */
   applied_refund_fee: number;
 }
+
+// ─── Refunds and basic Native (addendum; refund.ts, native.ts, notification.ts) ───────────────
+
+export type RefundStatus = 'SUCCESS' | 'CLOSED' | 'PROCESSING' | 'ABNORMAL';
+export type RefundEventType = 'REFUND.SUCCESS' | 'REFUND.ABNORMAL' | 'REFUND.CLOSED';
+
+/** `POST /v3/refund/domestic/refunds`: exactly one of `transaction_id` / `out_trade_no` (the sub-order's). */
+export interface RefundRequest {
+  transaction_id?: string;
+  out_trade_no?: string;
+  /** 1–64 of `[0-9A-Za-z_\-|*@]`, unique per merchant; the same number is the same refund. */
+  out_refund_no: string;
+  /** ≤ 80 characters, shown to the buyer. */
+  reason?: string;
+  /** ≤ 256; else the merchant's configured refund URL. */
+  notify_url?: string;
+  funds_account?: 'AVAILABLE';
+  /** fen: `refund` ≤ `total`, `total` = the sub-order's total. */
+  amount: { refund: number; total: number; currency: 'CNY' };
+}
+
+/** Create answer and query answer (same shape). Unknown fields are kept. */
+export interface RefundResult {
+  refund_id: string;
+  out_refund_no: string;
+  transaction_id: string;
+  out_trade_no: string;
+  /** ORIGINAL | BALANCE | OTHER_BALANCE | OTHER_BANKCARD */
+  channel?: string;
+  user_received_account?: string;
+  success_time?: string;
+  create_time?: string;
+  status: RefundStatus;
+  funds_account?: string;
+  amount: {
+    total: number;
+    refund: number;
+    from?: { account: string; amount: number }[];
+    payer_total?: number;
+    payer_refund?: number;
+    settlement_refund?: number;
+    settlement_total?: number;
+    discount_refund?: number;
+    currency?: string;
+    refund_fee?: number;
+  };
+  promotion_detail?: unknown[];
+}
+
+/** Decrypted resource of a `REFUND.*` notification (`original_type` refund). */
+export interface RefundNotificationResource {
+  mchid: string;
+  out_trade_no: string;
+  transaction_id: string;
+  out_refund_no: string;
+  refund_id: string;
+  refund_status: RefundStatus;
+  success_time?: string;
+  user_received_account?: string;
+  amount: { total: number; refund: number; payer_total?: number; payer_refund?: number };
+}
+
+/** `POST /v3/pay/transactions/native` (one merchant). */
+export interface NativeRequest {
+  appid: string;
+  mchid: string;
+  /** ≤ 127 bytes of UTF-8 (safe reading of 127 characters). */
+  description: string;
+  /** 6–32 of `[0-9A-Za-z_\-*]`. */
+  out_trade_no: string;
+  /** `yyyy-MM-ddTHH:mm:ss+08:00` */
+  time_expire?: string;
+  /** ≤ 128 bytes */
+  attach?: string;
+  notify_url: string;
+  goods_tag?: string;
+  support_fapiao?: boolean;
+  amount: { total: number; currency?: 'CNY' };
+  scene_info?: { device_id?: string; payer_client_ip: string };
+  settle_info?: { profit_sharing?: boolean };
+}
+
+export interface NativeResponse {
+  code_url: string;
+}
+
+/** Basic order query answer and decrypted basic `TRANSACTION.SUCCESS` resource. */
+export interface NativeOrderResult {
+  appid?: string;
+  mchid: string;
+  out_trade_no: string;
+  transaction_id?: string;
+  trade_type?: string;
+  trade_state: TradeState;
+  trade_state_desc?: string;
+  bank_type?: string;
+  attach?: string;
+  success_time?: string;
+  payer?: { openid?: string };
+  /** `total` is absent from some unpaid query answers; always there in a notification. */
+  amount?: { total?: number; payer_total?: number; currency?: string; payer_currency?: string };
+  scene_info?: { device_id?: string };
+  promotion_detail?: PromotionDetail[];
+}
+
+// ─── end of refunds and basic Native ────────────────────────────────────────────────────────
