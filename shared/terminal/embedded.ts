@@ -4,15 +4,15 @@
  * settings and print jobs. Sandbox, relay, terminal services and web host all run in this process
  * on loopback. A later start reuses the folder (same merchant keys, orders, tokens).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addTerminal, loadRelayConfig, startRelay } from '../relay/index';
 import { initSandbox, startSandbox } from '../sandbox/index';
-import type { Settings } from '../contracts/terminal-api';
 import { startTerminalServices, type TerminalServices, type TerminalServicesOptions } from './services';
-import { writeJsonAtomic } from './settings';
+import { acquireInstanceLock } from './instance-lock';
+import { ensurePrivateDir, writeJsonAtomic, type StoredSettings } from './settings';
 import { startWebHost, type WebHost } from './web-host';
 
 /** The repository root (lazy: in the Electron bundle import.meta is unavailable and unused). */
@@ -41,6 +41,7 @@ export interface Embedded {
   dataDir: string;
   sandboxUrl: string;
   relayUrl: string;
+  /** The web host's address (`http://127.0.0.1:PORT/`, no credential); start links: `webHost.launchUrl()`. */
   webUrl: string | null;
   webHost: WebHost | null;
   cashierToken: string;
@@ -77,11 +78,25 @@ async function freePort(wanted?: number): Promise<number> {
 
 export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
   const dataDir = resolve(opts.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  // Holds the merchant's keys, the relay database and the terminal tokens: the user's only.
+  ensurePrivateDir(dataDir);
+  // Before anything opens relay.db or the print jobs: one running copy per data folder.
+  const lock = acquireInstanceLock(dataDir);
+  try {
+    return await startLocked(opts, dataDir, lock.release);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(opts: EmbeddedOptions, dataDir: string, releaseLock: () => void): Promise<Embedded> {
   const statePath = join(dataDir, 'embedded.json');
   const merchantDir = join(dataDir, 'merchant');
   const created = !existsSync(join(merchantDir, 'merchant.json'));
   if (created) await initSandbox(dataDir);
+  // The folders the sandbox's init created (merchant keys) are private too.
+  for (const d of readdirSync(dataDir, { withFileTypes: true })) if (d.isDirectory()) ensurePrivateDir(join(dataDir, d.name));
   let state: Partial<EmbeddedState> = {};
   try {
     state = JSON.parse(readFileSync(statePath, 'utf8')) as EmbeddedState;
@@ -93,6 +108,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     cleanups.length = 0;
+    releaseLock(); // last: nothing of ours has the database or the job file open any more
   };
   try {
     // Reuse last run's ports when free (notify URLs of older orders stay valid), else any port.
@@ -158,7 +174,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<Embedded> {
     state.sandbox_port = Number(new URL(sandbox.url).port) || undefined;
     writeJsonAtomic(statePath, state);
 
-    const overrides: Partial<Settings> = {
+    const overrides: Partial<StoredSettings> = {
       relay_url: relayHandle.url, terminal_token: state.cashier_token!, manager_token: state.manager_token!,
     };
     if (opts.printer) overrides.printer = opts.printer;

@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import type { Alert, CreateOrderRequest, Order, ReconciliationReport, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
 import { FINAL_STATES } from '../contracts/relay-api';
 import type {
-  ConnectionState, DailyTakings, OrderQuery, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings, TerminalApi, TerminalEvent,
+  ConnectionState, DailyTakings, OrderQuery, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings, SettingsUpdate, TerminalApi, TerminalEvent,
 } from '../contracts/terminal-api';
 import { TerminalError } from './errors';
 import { PrintQueue } from './printing/queue';
 import type { SendOptions } from './printing/transport';
 import { RelayClient, type RelayEvents } from './relay-client';
-import { SettingsStore } from './settings';
+import { publicSettings, SettingsStore, type StoredSettings } from './settings';
 
 export interface TerminalServicesOptions {
   /** Settings file; defaults to `<userDataDir>/settings.json`. */
@@ -21,7 +21,7 @@ export interface TerminalServicesOptions {
   /** Folder for settings and the print queue. */
   userDataDir?: string;
   /** Values forced over the stored settings at start (embedded default: relay URL and tokens). */
-  settingsOverrides?: Partial<Settings>;
+  settingsOverrides?: Partial<StoredSettings>;
   /** Sandbox base URL on the embedded default (its phone page is `/sandbox`). */
   sandboxUrl?: string | null;
   shell?: 'electron' | 'web';
@@ -170,13 +170,14 @@ class Services implements TerminalServices {
   }
 
   async getSettings(): Promise<Settings> {
-    return this.store.get();
+    return publicSettings(this.store.get());
   }
 
-  async saveSettings(settings: Settings): Promise<SaveSettingsResult> {
+  async saveSettings(update: SettingsUpdate): Promise<SaveSettingsResult> {
     const before = this.store.get();
-    const r = this.store.save(settings);
-    if (r.ok && (before.relay_url !== r.settings.relay_url || before.terminal_token !== r.settings.terminal_token || before.manager_token !== r.settings.manager_token)) {
+    const r = this.store.update(update);
+    const after = this.store.get();
+    if (r.ok && (before.relay_url !== after.relay_url || before.terminal_token !== after.terminal_token || before.manager_token !== after.manager_token)) {
       this.merchantNames = {};
       this.connect();
     }

@@ -1,12 +1,34 @@
 /**
  * Terminal settings: validated with zod, stored as JSON in the user data folder. Writes are atomic
- * (temp file + rename) so a crash never leaves a half-written settings file.
+ * (temp file + rename) so a crash never leaves a half-written settings file. The file and its
+ * folder are private to the user (0600/0700): they hold the relay tokens.
+ * The tokens are write-only towards the screens: `publicSettings` is all a screen ever gets.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import type { SaveSettingsResult, Settings, SettingsErrors } from '../contracts/terminal-api';
+import type { Language, PaperWidth, QrMode, SaveSettingsResult, Settings, SettingsErrors, SettingsUpdate } from '../contracts/terminal-api';
 import { TerminalError } from './errors';
+
+/** Everything `settings.json` holds, tokens included: terminal services only, never sent to a screen. */
+export interface StoredSettings {
+  relay_url: string;
+  terminal_token: string;
+  manager_token: string;
+  printer: string;
+  paper_width: PaperWidth;
+  language: Language;
+  qr_mode: QrMode;
+  stale_minutes: number;
+}
+
+export type StoredSettingsResult = { ok: true; settings: StoredSettings } | { ok: false; errors: SettingsErrors };
+
+/** What a screen may see: the tokens become "is it set". */
+export function publicSettings(s: StoredSettings): Settings {
+  const { terminal_token, manager_token, ...rest } = s;
+  return { ...rest, terminal_token_set: terminal_token !== '', manager_token_set: manager_token !== '' };
+}
 
 const httpUrl = z.string().refine((s) => {
   if (s === '') return true; // unconfigured is allowed; the connection state says so
@@ -48,7 +70,7 @@ export const settingsSchema = z.object({
   stale_minutes: z.number({ error: 'stale_minutes must be a number' }).int('stale_minutes must be whole minutes').min(1).max(1440),
 }).strict();
 
-export const DEFAULT_SETTINGS: Settings = {
+export const DEFAULT_SETTINGS: StoredSettings = {
   relay_url: '',
   terminal_token: '',
   manager_token: '',
@@ -59,12 +81,12 @@ export const DEFAULT_SETTINGS: Settings = {
   stale_minutes: 10,
 };
 
-export function validateSettings(input: unknown): SaveSettingsResult {
+export function validateSettings(input: unknown): StoredSettingsResult {
   const r = settingsSchema.safeParse(input);
-  if (r.success) return { ok: true, settings: r.data as Settings };
+  if (r.success) return { ok: true, settings: r.data as StoredSettings };
   const errors: SettingsErrors = {};
   for (const issue of r.error.issues) {
-    const key = (issue.path[0] ?? '') as keyof Settings;
+    const key = (issue.path[0] ?? '') as keyof SettingsErrors;
     if (issue.code === 'unrecognized_keys') {
       // Unknown keys are named in the message; attach them to the first known field slot.
       (errors as Record<string, string>)[String(issue.keys?.[0] ?? 'settings')] = `unknown setting ${issue.keys?.join(', ')}`;
@@ -75,14 +97,35 @@ export function validateSettings(input: unknown): SaveSettingsResult {
   return { ok: false, errors };
 }
 
-export class SettingsStore {
-  private current: Settings;
+/**
+ * Applies a screen's update to the stored settings: absent fields keep their value; a token is
+ * kept when absent, replaced by a non-empty string, cleared by `null` or `""`. The `*_token_set`
+ * flags a screen sends back are ignored. Anything else not a setting is refused by validation.
+ */
+export function applyUpdate(current: StoredSettings, update: unknown): unknown {
+  if (!update || typeof update !== 'object' || Array.isArray(update)) return update;
+  const next: Record<string, unknown> = { ...current };
+  for (const [k, v] of Object.entries(update as Record<string, unknown>)) {
+    if (k === 'terminal_token_set' || k === 'manager_token_set' || v === undefined) continue;
+    if ((k === 'terminal_token' || k === 'manager_token') && v === null) next[k] = '';
+    else next[k] = v;
+  }
+  return next;
+}
 
-  constructor(readonly path: string, overrides: Partial<Settings> = {}) {
+export class SettingsStore {
+  private current: StoredSettings;
+
+  constructor(readonly path: string, overrides: Partial<StoredSettings> = {}) {
     this.current = { ...this.load(), ...overrides };
+    try {
+      chmodSync(path, 0o600); // written 0644 by older versions: it holds the tokens
+    } catch {
+      // not there yet: written 0600 on the first save
+    }
   }
 
-  private load(): Settings {
+  private load(): StoredSettings {
     let text: string;
     try {
       text = readFileSync(this.path, 'utf8');
@@ -105,21 +148,39 @@ export class SettingsStore {
     return r.settings;
   }
 
-  get(): Settings {
+  get(): StoredSettings {
     return { ...this.current };
   }
 
-  save(input: unknown): SaveSettingsResult {
+  /** Saves a complete settings object (validated). */
+  save(input: unknown): StoredSettingsResult {
     const r = validateSettings(input);
     if (!r.ok) return r;
     writeJsonAtomic(this.path, r.settings);
     this.current = { ...r.settings };
     return { ok: true, settings: this.get() };
   }
+
+  /** Applies a screen's partial update (see applyUpdate) and answers what a screen may see. */
+  update(update: SettingsUpdate | unknown): SaveSettingsResult {
+    const r = this.save(applyUpdate(this.current, update));
+    return r.ok ? { ok: true, settings: publicSettings(r.settings) } : r;
+  }
 }
 
+/** Creates `dir` (and missing parents) private to the user, and tightens it if it already existed. */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dir, 0o700);
+  } catch {
+    // not ours to change (e.g. a shared parent given by the user): its files are 0600 anyway
+  }
+}
+
+/** Writes JSON atomically (temp file + rename), readable by the user only (0600), in a 0700 folder. */
 export function writeJsonAtomic(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true });
+  ensurePrivateDir(dirname(path));
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   renameSync(tmp, path);

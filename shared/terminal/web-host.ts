@@ -1,8 +1,13 @@
 /**
  * The loopback web host: serves the built renderer and the terminal API over HTTP, so the same UI
  * runs in an ordinary browser (tests in Chromium, machines without the Electron binary).
- * Every /api request must carry the per-launch secret (`Authorization: Bearer <secret>`); the page
- * gets it from the URL fragment, which browsers never send to servers or in Referer headers.
+ *
+ * Authentication: no long-lived secret ever appears on a command line or in a URL (any local user
+ * reads `/proc/PID/cmdline`). The host mints single-use start codes (`launchUrl()`), valid for a
+ * short while; the browser opens `/?code=…`, the host answers with an HttpOnly, SameSite=Strict
+ * session cookie (path `/api`) and redirects to the app; the same code is refused the second
+ * time. Every /api request must carry that cookie, or `Authorization: Bearer <secret>` with the
+ * per-launch secret (in-process callers only: tests and tools started by the same process).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
@@ -10,7 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { TerminalEvent } from '../contracts/terminal-api';
-import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
+import { BodyTooLargeError, readRawBody } from '../util/raw-body';
 import { dispatch } from './api-schema';
 import type { TerminalServices } from './services';
 
@@ -28,33 +33,90 @@ export interface WebHostOptions {
   services: Pick<TerminalServices, 'onEvent'> & Parameters<typeof dispatch>[0];
   rendererDir: string;
   port?: number;
-  /** Fixed secret (tests); default: 32 random bytes per launch. */
+  /** Fixed Bearer secret (tests); default: 32 random bytes per launch. */
   secret?: string;
   /** SSE keep-alive comment interval. */
   keepAliveMs?: number;
+  /** How long a start code from launchUrl() stays valid (default 2 minutes). */
+  codeTtlMs?: number;
+  /** Clock (tests). */
+  now?: () => number;
 }
 
 export interface WebHost {
-  /** `http://127.0.0.1:PORT/#secret=SECRET` */
+  /** `http://127.0.0.1:PORT/` (no credential: opening it alone gives no access). */
   url: string;
   origin: string;
+  /** Bearer secret for in-process callers (tests, tools); never printed or put in a URL. */
   secret: string;
+  /** A fresh single-use start URL `http://127.0.0.1:PORT/?code=…` for one browser. */
+  launchUrl(): string;
+  /** Name of the session cookie (carries the port: two hosts on one machine keep theirs apart). */
+  cookieName: string;
   close(): Promise<void>;
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
+const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+const MAX_SESSIONS = 64;
+
+/**
+ * Where a successful code exchange sends the browser. TRANSITIONAL: the renderer still looks for
+ * `#secret=` before it calls the API; it gets a placeholder (not a credential: the cookie is)
+ * until it authenticates by cookie alone; then this becomes `/`.
+ */
+const AFTER_EXCHANGE = '/#secret=cookie';
 
 export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const secret = opts.secret ?? randomBytes(32).toString('base64url');
-  const secretDigest = digest(secret);
+  const secretDigest = Buffer.from(digest(secret), 'hex');
   const root = resolve(opts.rendererDir);
   const streams = new Set<ServerResponse>();
+  const codeTtlMs = opts.codeTtlMs ?? 120_000;
+  const now = opts.now ?? Date.now;
+  /** digest(code) → expiry; deleted when used (single use) or expired. */
+  const codes = new Map<string, number>();
+  /** digests of session cookies given out (oldest dropped first beyond MAX_SESSIONS). */
+  const sessions = new Set<string>();
+  let port = 0;
+  let cookieName = 'pos_session';
+
+  const cookieValue = (req: IncomingMessage): string | null => {
+    for (const part of (req.headers.cookie ?? '').split(';')) {
+      const i = part.indexOf('=');
+      if (i > 0 && part.slice(0, i).trim() === cookieName) return part.slice(i + 1).trim();
+    }
+    return null;
+  };
 
   // Digests have equal length, so the comparison is constant-time whatever the caller sent.
   const authorized = (req: IncomingMessage): boolean => {
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(h);
-    return !!m && timingSafeEqual(digest(m[1]!), secretDigest);
+    const c = cookieValue(req);
+    if (c && sessions.has(digest(c))) return true;
+    const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
+    return !!m && timingSafeEqual(Buffer.from(digest(m[1]!), 'hex'), secretDigest);
+  };
+
+  /** `GET /?code=…`: a valid unused code becomes a session cookie; anything else is refused. */
+  const exchange = (res: ServerResponse, code: string): void => {
+    const t = now();
+    for (const [k, exp] of codes) if (exp <= t) codes.delete(k);
+    const key = digest(code);
+    if (!codes.has(key)) {
+      res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+      res.end('此启动链接已使用或已过期，请重新启动收银程序。\nThis start link was already used or has expired: start the app again.\n');
+      return;
+    }
+    codes.delete(key); // single use, whatever happens next
+    const session = randomBytes(32).toString('base64url');
+    sessions.add(digest(session));
+    if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.values().next().value!);
+    res.writeHead(303, {
+      location: AFTER_EXCHANGE,
+      'set-cookie': `${cookieName}=${session}; Path=/api; HttpOnly; SameSite=Strict`,
+      'cache-control': 'no-store',
+      'referrer-policy': 'no-referrer',
+    });
+    res.end();
   };
 
   const send = (res: ServerResponse, status: number, body: unknown): void => {
@@ -86,13 +148,26 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       res.end(`renderer not built: run "npm run build:renderer" (looked in ${root})\n`);
       return;
     }
-    res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-    if (req.method === 'HEAD') return void res.end();
-    createReadStream(file).pipe(res);
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      return void res.end();
+    }
+    // Opened before the headers go out: a file that vanished (renderer rebuilt meanwhile) is a 404,
+    // and a read error later ends the response instead of throwing out of the stream.
+    const stream = createReadStream(file);
+    stream.once('open', () => {
+      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+      stream.pipe(res);
+    });
+    stream.once('error', () => {
+      if (!res.headersSent) send(res, 404, { code: 'NOT_FOUND', message: 'not found' });
+      else res.destroy();
+    });
+    res.once('close', () => stream.destroy());
   };
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
-    if (!authorized(req)) return send(res, 401, { code: 'UNAUTHORIZED', message: 'missing or wrong per-launch secret' });
+    if (!authorized(req)) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the app from its start link' });
     if (pathname === '/api/events') {
       if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'GET /api/events' });
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -126,7 +201,6 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     send(res, !result.ok && result.error.code === 'UNKNOWN_METHOD' ? 404 : 200, result);
   };
 
-  let port = 0;
   const server = createServer((req, res) => {
     // DNS-rebinding guard: a page served under another name must not read this host's pages.
     const host = (req.headers.host ?? '').toLowerCase();
@@ -140,6 +214,8 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'GET only' });
+    const code = url.searchParams.get('code');
+    if (url.pathname === '/' && code !== null && req.method === 'GET') return exchange(res, code);
     serveStatic(req, res, url.pathname);
   });
   server.keepAliveTimeout = 5_000;
@@ -150,11 +226,18 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     server.listen(opts.port ?? 0, '127.0.0.1', () => ok());
   });
   port = (server.address() as AddressInfo).port;
+  cookieName = `pos_session_${port}`;
   const origin = `http://127.0.0.1:${port}`;
   return {
-    url: `${origin}/#secret=${secret}`,
+    url: `${origin}/`,
     origin,
     secret,
+    cookieName,
+    launchUrl: () => {
+      const code = randomBytes(24).toString('base64url');
+      codes.set(digest(code), now() + codeTtlMs);
+      return `${origin}/?code=${code}`;
+    },
     close: () => new Promise<void>((ok) => {
       for (const s of streams) s.end();
       server.closeAllConnections();

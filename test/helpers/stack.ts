@@ -24,9 +24,13 @@ export interface Stack {
   dir: string;
   sandboxUrl: string;
   relayUrl: string;
-  /** `http://127.0.0.1:PORT/#secret=SECRET` */
-  webUrl: string;
+  /**
+   * A fresh single-use start link `http://127.0.0.1:PORT/?code=…` each time it is read (the web
+   * host refuses a code the second time): opening it gives that browser its session cookie.
+   */
+  readonly webUrl: string;
   webOrigin: string;
+  /** The web host's Bearer secret, for API calls from the test itself. */
   secret: string;
   cashierToken: string;
   managerToken: string;
@@ -47,11 +51,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     relayLogLevel: 'silent',
     services: opts.services,
   });
+  const webHost = e.webHost!;
   return {
     dir,
     sandboxUrl: e.sandboxUrl,
     relayUrl: e.relayUrl,
-    webUrl: e.webUrl!,
+    get webUrl() {
+      return webHost.launchUrl();
+    },
     webOrigin: e.webHost!.origin,
     secret: e.webHost!.secret,
     cashierToken: e.cashierToken,

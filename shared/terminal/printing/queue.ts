@@ -8,9 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Order } from '../../contracts/relay-api';
-import type { PrintJob, PrintKind, Settings } from '../../contracts/terminal-api';
+import type { PrintJob, PrintKind } from '../../contracts/terminal-api';
 import { TerminalError } from '../errors';
-import { writeJsonAtomic } from '../settings';
+import { writeJsonAtomic, type StoredSettings } from '../settings';
 import { renderEscPos } from './escpos';
 import { renderPreview } from './preview';
 import { buildReceipt } from './receipt';
@@ -32,7 +32,7 @@ function isJobRecord(r: unknown): r is JobRecord {
 export interface PrintQueueOptions {
   /** JSON file holding the jobs; omitted = in memory only. */
   path?: string;
-  settings: () => Settings;
+  settings: () => Pick<StoredSettings, 'printer' | 'paper_width' | 'language' | 'qr_mode'>;
   send?: (uri: string, bytes: Buffer, opts: SendOptions) => Promise<void>;
   timeoutMs?: number;
   waitForAck?: boolean;

@@ -4,8 +4,7 @@
  */
 import type { Order } from '../../contracts/relay-api';
 import type { Language, PaperWidth, PrintKind } from '../../contracts/terminal-api';
-import { fenToYuan } from '../../wechatpay/money';
-import { formatBeijingBill } from '../../wechatpay/time';
+import { beijingDateTime, fenToYuan } from './format';
 import type { Block, ReceiptDocument } from './document';
 
 const LABELS = {
@@ -34,7 +33,7 @@ export const yuan = (fen: number): string => `¥${fenToYuan(fen)}`;
 function time(iso: string | null): string {
   if (!iso) return '-';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : formatBeijingBill(d);
+  return Number.isNaN(d.getTime()) ? iso : beijingDateTime(d);
 }
 
 export function buildReceipt(input: ReceiptInput): ReceiptDocument {
