@@ -155,8 +155,11 @@ export interface AlertsResponse {
 
 /** WebSocket `/v1/events` server → terminal messages. */
 export type RelayEvent =
-  /** First message after connecting: the current state of open and recent orders. */
-  | { type: 'snapshot'; orders: Order[]; cursor: number }
+  /**
+   * First message after connecting: the current state of open and recent orders. `resync`:
+   * sent instead of a `?since=` replay that was too long (or from an unknown cursor).
+   */
+  | { type: 'snapshot'; orders: Order[]; cursor: number; resync?: true }
   | { type: 'order.updated'; order: Order; cursor?: number }
   | { type: 'bill.progress'; bill_date: string; done: number; total: number; mchid?: string; stage: string }
   | { type: 'alert'; alert: Alert }

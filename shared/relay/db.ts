@@ -171,6 +171,27 @@ const MIGRATIONS: { version: number; sql: string }[] = [
         FROM sub_orders s WHERE s.combine_out_trade_no = orders.combine_out_trade_no);
     `,
   },
+  {
+    // Years of history: every screen's query costs O(its result). Open orders (a small
+    // partial index, so a state change touches it only when an order leaves the open set),
+    // the change cursor (start-up MAX(cursor) and bounded replay), a terminal's orders, and
+    // transaction ids for number search (exact or prefix; written once, when WeChat Pay
+    // reports them). New orders also drop their create body once created (store.ts); old
+    // rows keep theirs, so this migration does not rewrite history.
+    version: 5,
+    sql: `
+      CREATE INDEX orders_open ON orders (created_ms) WHERE state IN ('NOTPAY','USERPAYING');
+      CREATE INDEX orders_cursor ON orders (cursor);
+      CREATE INDEX orders_terminal ON orders (terminal, created_ms);
+      CREATE TABLE order_transactions (
+        transaction_id TEXT PRIMARY KEY,
+        combine_out_trade_no TEXT NOT NULL
+      ) WITHOUT ROWID;
+      INSERT OR IGNORE INTO order_transactions (transaction_id, combine_out_trade_no)
+        SELECT j.value, o.combine_out_trade_no FROM orders o, json_each(o.transaction_ids) j
+        WHERE o.transaction_ids IS NOT NULL AND j.value IS NOT NULL;
+    `,
+  },
 ];
 
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */

@@ -3,6 +3,13 @@
  * then a snapshot, or — with `?since=<cursor>` — every order that changed while away, then
  * live messages. Each message is serialized once and sent to every socket. Ping/pong drops
  * dead sockets; a `heartbeat` message lets terminals detect a dead relay.
+ *
+ * Load: many terminals (re)connecting at once must not stall notifications, which share
+ * this event loop. So the first message is bounded (open orders plus a few recent ones; a
+ * replay of at most REPLAY_MAX orders, else a fresh snapshot marked `resync`), built in
+ * slices with the event loop free between them, and shared: connections arriving within a
+ * moment get the same serialized snapshot followed by the live messages it does not cover
+ * (kept in a ring of recent messages). Each terminal has a few sockets at most.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -10,7 +17,31 @@ import { WebSocketServer, WebSocket } from 'ws';
 import type { Alert, Order, RelayEvent } from '../contracts/relay-api';
 import type { Authenticator, TerminalIdentity } from './auth';
 import type { Logger } from './log';
-import type { OrderStore } from './store';
+import { REPLAY_MAX, type OrderRow, type OrderStore } from './store';
+
+export interface HubOptions {
+  heartbeatMs: number;
+  /** Sockets per terminal; a further one closes that terminal's oldest (close code 4008). */
+  perTerminal?: number;
+  /** Snapshot: open orders (newest first) at most. */
+  snapshotOpen?: number;
+  /** Snapshot: orders changed in the last hour, at most. */
+  snapshotRecent?: number;
+  /** Replay on `?since=`: more changed orders than this → a `resync` snapshot instead. */
+  replayMax?: number;
+}
+
+/** Close code for the socket displaced by a terminal's newer one (4000–4999: application). */
+export const CLOSE_TOO_MANY = 4008;
+/** Close code for a socket that does not read its messages (send buffer over SLOW_BYTES). */
+export const CLOSE_TOO_SLOW = 4009;
+const SLOW_BYTES = 8 * 1024 * 1024;
+/** A serialized snapshot is reused by connections within this long (with the ring after it). */
+const SNAPSHOT_REUSE_MS = 2000;
+/** Live messages kept for late joiners and short resumes. */
+const RING_MAX = 4096;
+/** Orders serialized per slice between two turns of the event loop. */
+const SLICE = 64;
 
 interface Client {
   ws: WebSocket;
@@ -18,22 +49,49 @@ interface Client {
   alive: boolean;
 }
 
+interface Built {
+  cursor: number;
+  at: number;
+  /** JSON after `{"type":"snapshot",` (so a `resync` flag can be put in front). */
+  tail: string;
+}
+
+const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
+
 export class EventHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   private readonly clients = new Set<Client>();
+  /** Every socket of a terminal, joined or still pending, oldest first. */
+  private readonly byTerminal = new Map<string, Client[]>();
+  /** Sockets whose first message is being built: counted as listeners, not yet sent to. */
+  private pending = 0;
   private readonly timer: NodeJS.Timeout;
+  private readonly o: Required<HubOptions>;
+  /** order.updated messages with cursor > ringFrom, ascending. */
+  private ring: { cursor: number; msg: string }[] = [];
+  private ringFrom: number;
+  private snapshotBuild: Promise<Built> | null = null;
+  private snapshotCache: Built | null = null;
 
   constructor(
     private readonly store: OrderStore,
     private readonly auth: Authenticator,
     private readonly log: Logger,
-    heartbeatMs: number,
+    opts: HubOptions | number,
   ) {
-    this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
+    const o = typeof opts === 'number' ? { heartbeatMs: opts } : opts;
+    this.o = { perTerminal: 4, snapshotOpen: 1000, snapshotRecent: 100, replayMax: REPLAY_MAX, ...o };
+    this.ringFrom = store.cursor();
+    this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs);
     this.timer.unref();
     store.onChange((change) => {
-      // Nobody listening: the order is neither read nor serialized.
-      if (this.clients.size > 0) this.orderUpdated(change.order, change.cursor);
+      if (this.clients.size + this.pending === 0) {
+        // Nobody listening: the order is neither read nor serialized, and the ring has a gap.
+        this.ring = [];
+        this.ringFrom = change.cursor;
+        return;
+      }
+      this.orderUpdated(change.order, change.cursor);
     });
   }
 
@@ -48,30 +106,123 @@ export class EventHub {
     if (!who) return refuse(socket, 401, 'Unauthorized');
     const sinceRaw = url.searchParams.get('since');
     const since = sinceRaw !== null && /^\d{1,15}$/.test(sinceRaw) ? Number(sinceRaw) : null;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, who, since));
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.connected(ws, who, since));
   }
 
-  private connected(ws: WebSocket, who: TerminalIdentity, since: number | null): void {
+  private async connected(ws: WebSocket, who: TerminalIdentity, since: number | null): Promise<void> {
     const client: Client = { ws, who, alive: true };
+    let joined = false;
+    const gone = () => {
+      this.clients.delete(client);
+      const mine = this.byTerminal.get(who.name);
+      const i = mine?.indexOf(client) ?? -1;
+      if (i >= 0) mine!.splice(i, 1);
+      if (mine?.length === 0) this.byTerminal.delete(who.name);
+    };
     ws.on('pong', () => { client.alive = true; });
-    ws.on('close', () => this.clients.delete(client));
-    ws.on('error', () => this.clients.delete(client));
+    ws.on('close', gone);
+    ws.on('error', gone);
     // Terminals only listen; anything they send is ignored.
     ws.on('message', () => {});
-    // Synchronous from here to `add`: no change can slip between the catch-up and live messages.
-    const missed = since !== null ? this.store.changesSince(since) : null;
-    if (missed) {
-      for (const m of missed) send(ws, JSON.stringify({ type: 'order.updated', order: m.order, cursor: m.cursor } satisfies RelayEvent));
-    } else {
-      send(ws, JSON.stringify({ type: 'snapshot', orders: this.store.snapshot(), cursor: this.store.cursor() } satisfies RelayEvent));
+    this.limitPerTerminal(client);
+    this.pending++;
+    try {
+      const first = await this.firstMessages(since);
+      if (ws.readyState !== WebSocket.OPEN) return;
+      // Synchronous from here to `add`: the ring covers everything after the first message's
+      // cursor, so no change slips between it and the live messages.
+      for (const m of first) send(ws, m);
+      this.clients.add(client);
+      joined = true;
+      this.log.debug({ terminal: who.name, resumed: since !== null }, 'events connected');
+    } catch (err) {
+      this.log.warn({ terminal: who.name, err: (err as Error).message }, 'events: first message failed');
+      ws.close(1011, 'relay error');
+    } finally {
+      this.pending--;
+      if (!joined && ws.readyState === WebSocket.OPEN) ws.close(1011, 'relay error');
     }
-    this.clients.add(client);
-    this.log.debug({ terminal: who.name, resumed: missed !== null }, 'events connected');
+  }
+
+  /** A terminal's oldest sockets beyond perTerminal make room for its new one. */
+  private limitPerTerminal(client: Client): void {
+    const mine = this.byTerminal.get(client.who.name) ?? [];
+    this.byTerminal.set(client.who.name, mine);
+    mine.push(client);
+    while (mine.length > this.o.perTerminal) {
+      const old = mine.shift()!;
+      this.clients.delete(old);
+      old.ws.close(CLOSE_TOO_MANY, 'too many connections for this terminal');
+    }
+  }
+
+  /** The messages a new socket starts with, ending at a cursor the ring covers. */
+  private async firstMessages(since: number | null): Promise<string[]> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (since !== null && since >= this.ringFrom && since <= this.store.cursor()) {
+        // A short absence: the missed messages are still in memory.
+        return this.ringAfter(since);
+      }
+      if (since !== null) {
+        const rows = this.store.changedRowsSince(since, this.o.replayMax);
+        if (rows) {
+          const upTo = this.store.cursor();
+          const msgs = await this.serialize(rows, (o, r) => JSON.stringify({ type: 'order.updated', order: o, cursor: r.cursor } satisfies RelayEvent));
+          if (upTo >= this.ringFrom) return [...msgs, ...this.ringAfter(upTo)];
+          continue; // the ring moved past us while building: start again
+        }
+      }
+      const snap = await this.snapshot();
+      if (snap.cursor >= this.ringFrom) {
+        const head = since === null ? '{"type":"snapshot",' : '{"type":"snapshot","resync":true,';
+        return [head + snap.tail, ...this.ringAfter(snap.cursor)];
+      }
+      this.snapshotCache = null;
+    }
+    throw new Error('the change feed moved too fast to start a socket');
+  }
+
+  private ringAfter(cursor: number): string[] {
+    let i = this.ring.length;
+    while (i > 0 && this.ring[i - 1]!.cursor > cursor) i--;
+    return this.ring.slice(i).map((m) => m.msg);
+  }
+
+  /** One snapshot build at a time, reused for SNAPSHOT_REUSE_MS by everyone connecting. */
+  private snapshot(): Promise<Built> {
+    const c = this.snapshotCache;
+    if (c && Date.now() - c.at < SNAPSHOT_REUSE_MS && c.cursor >= this.ringFrom) return Promise.resolve(c);
+    this.snapshotBuild ??= (async () => {
+      try {
+        const cursor = this.store.cursor();
+        const rows = this.store.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent });
+        const parts = await this.serialize(rows, (o) => JSON.stringify(o));
+        const built = { cursor, at: Date.now(), tail: `"cursor":${cursor},"orders":[${parts.join(',')}]}` };
+        this.snapshotCache = built;
+        return built;
+      } finally {
+        this.snapshotBuild = null;
+      }
+    })();
+    return this.snapshotBuild;
+  }
+
+  /** Rows (read at one moment) → serialized orders, SLICE at a time with the loop free between. */
+  private async serialize(rows: OrderRow[], fn: (o: Order, r: OrderRow) => string): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < rows.length; i += SLICE) {
+      if (i > 0) await yieldLoop();
+      // Sub-orders never change after creation: reading them now matches the rows' moment.
+      for (const r of rows.slice(i, i + SLICE)) out.push(fn(this.store.toOrder(r), r));
+    }
+    return out;
   }
 
   orderUpdated(order: Order, cursor: number): void {
-    if (this.clients.size === 0) return; // nobody listening: skip serializing
-    this.broadcast(JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent));
+    const msg = JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent);
+    this.ring.push({ cursor, msg });
+    if (this.ring.length > RING_MAX) this.ringFrom = this.ring.splice(0, this.ring.length - RING_MAX).pop()!.cursor;
+    this.broadcast(msg);
   }
 
   alert(alert: Alert): void {
@@ -111,7 +262,10 @@ export class EventHub {
 }
 
 function send(ws: WebSocket, msg: string): void {
-  if (ws.readyState === WebSocket.OPEN) ws.send(msg);
+  if (ws.readyState !== WebSocket.OPEN) return;
+  // A socket that does not read would hold every message in memory: drop it.
+  if (ws.bufferedAmount > SLOW_BYTES) return void ws.close(CLOSE_TOO_SLOW, 'not reading');
+  ws.send(msg);
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

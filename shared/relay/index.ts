@@ -43,7 +43,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const checkpointer = startCheckpointer(config.dbPath, 500, (message) => log.warn({ err: message }, 'checkpoint failed'));
   const store = new OrderStore(db);
   const auth = new Authenticator(db);
-  const hub = new EventHub(store, auth, log, config.heartbeatSeconds * 1000);
+  const hub = new EventHub(store, auth, log, { heartbeatMs: config.heartbeatSeconds * 1000, perTerminal: config.eventsPerTerminal });
   const orders = new OrderService({
     store, client, credentials, log,
     notifyUrl: `${config.publicUrl}/wechatpay/notify`,
@@ -57,7 +57,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });
   const bills = new BillService({ db, client, credentials, log, publish: (e) => hub.publish(e) });
-  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, beforeDbClose: () => checkpointer.stop() });
+  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, limits: config, beforeDbClose: () => checkpointer.stop() });
   let url: string;
   try {
     url = await server.listen(config.host, config.port);

@@ -10,6 +10,9 @@ import type { OrderStore } from './store';
 import { RelayError } from './errors';
 import { isNotFound } from './upstream';
 
+/** Who the audit log names for the reconciler's automatic closes. */
+export const AUTO = 'auto';
+
 export interface ReconcilerOptions {
   queryAfterSeconds: number;
   closeMinAgeSeconds: number;
@@ -81,10 +84,16 @@ export class Reconciler {
     const closeAt = row.created_ms + this.o.closeMinAgeSeconds * 1000;
     if (expired && now >= closeAt) {
       next(this.backoff(row.check_attempts));
+      // Every close is audited, as a manager's are; the reconciler's under the name `auto`.
       try {
-        await this.orders.closeInner(no, true);
+        const after = await this.orders.closeInner(no, true);
+        if (after.state === 'CLOSED') this.store.audit(AUTO, 'close', no, { outcome: 'CLOSED', reason: 'expired' });
       } catch (err) {
-        if (!(err instanceof RelayError && err.status === 409)) throw err;
+        if (err instanceof RelayError && err.status === 409) {
+          this.store.audit(AUTO, 'close', no, { outcome: err.code, reason: 'expired' });
+          return;
+        }
+        throw err;
       }
       return;
     }

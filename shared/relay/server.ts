@@ -34,11 +34,23 @@ export interface RelayParts {
   log: Logger;
   /** Runs after in-flight work finished, before the database closes. */
   beforeDbClose?: () => Promise<void>;
+  /** RELAY_HEADERS_TIMEOUT_MS, RELAY_BODY_TIMEOUT_MS, RELAY_MAX_CONNECTIONS (defaults as there). */
+  limits?: Partial<ServerLimits>;
 }
+
+export interface ServerLimits {
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxConnections: number;
+}
+
+const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, bodyTimeoutMs: 5_000, maxConnections: 4096 };
 
 const JSON_LIMIT = 65_536;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  // Already answered (408 BODY_TIMEOUT) or the client is gone.
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
   res.end(text);
@@ -78,10 +90,22 @@ export class RelayServer {
   private inflight = 0;
   private idle: (() => void) | null = null;
   private stopping = false;
+  private readonly bodyTimeoutMs: number;
 
   constructor(private readonly p: RelayParts) {
-    this.http = createServer((req, res) => this.dispatch(req, res));
+    const limits = { ...DEFAULT_LIMITS, ...p.limits };
+    this.bodyTimeoutMs = limits.bodyTimeoutMs;
+    // Headers (and an idle new connection's first request) must arrive within headersTimeout;
+    // Node checks these every connectionsCheckingInterval, so that is kept short.
+    this.http = createServer({
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    }, (req, res) => this.dispatch(req, res));
     this.http.keepAliveTimeout = 5000;
+    // Beyond the cap a new connection is closed at once; the ones open keep working. Each
+    // connection is a file descriptor: the open-file limit must be above this (README).
+    this.http.maxConnections = limits.maxConnections;
     this.http.on('upgrade', (req, socket, head) => {
       if (this.stopping) return socket.destroy();
       p.hub.handleUpgrade(req, socket, head);
@@ -105,6 +129,7 @@ export class RelayServer {
       return sendJson(res, 503, { code: 'SHUTTING_DOWN', message: 'relay is shutting down' });
     }
     this.inflight++;
+    this.bodyDeadline(req, res);
     this.route(req, res)
       .catch((err) => {
         if (err instanceof RelayError) return sendJson(res, err.status, err.body());
@@ -116,6 +141,31 @@ export class RelayServer {
       });
   }
 
+  /**
+   * A body (a notification's above all: WeChat Pay waits 5 s for the answer) must arrive
+   * within RELAY_BODY_TIMEOUT_MS: a trickled one is answered 408 BODY_TIMEOUT and its
+   * connection closed, so it holds neither a handler nor a socket for minutes.
+   */
+  private bodyDeadline(req: IncomingMessage, res: ServerResponse): void {
+    if (req.complete) return;
+    const timer = setTimeout(() => {
+      if (req.complete) return;
+      req.pause();
+      if (!res.headersSent) {
+        res.setHeader('Connection', 'close');
+        const body = { code: 'BODY_TIMEOUT', message: `the request body did not arrive within ${this.bodyTimeoutMs} ms` };
+        const text = JSON.stringify(req.url === '/wechatpay/notify' ? { code: 'FAIL', message: body.message } : body);
+        res.writeHead(408, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+        res.end(text, () => req.socket.destroy());
+      } else {
+        req.socket.destroy();
+      }
+    }, this.bodyTimeoutMs);
+    timer.unref();
+    req.once('end', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+  }
+
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const p = this.p;
     const method = req.method ?? 'GET';
@@ -125,6 +175,7 @@ export class RelayServer {
       if (method !== 'POST') throw new RelayError(405, 'METHOD_NOT_ALLOWED', 'POST only');
       const out = await p.notify.handle(req);
       if (out.body) return sendJson(res, out.status, out.body);
+      if (res.headersSent || res.destroyed) return;
       res.writeHead(out.status);
       res.end();
       return;

@@ -3,10 +3,15 @@
  * together with its change-feed row (the cursor terminals resume from).
  */
 import type { Alert, Order, OrderCreation, OrderState, SubOrder } from '../contracts/relay-api';
+import type { Statement } from 'better-sqlite3';
 import { ORDER_HORIZON_MS, type Db } from './db';
 
-export const OPEN_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING'];
+const OPEN_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING'];
 const OPEN_SQL = "('NOTPAY','USERPAYING')";
+/** Longest replay on `/v1/events?since=`: beyond it the terminal gets a fresh snapshot. */
+export const REPLAY_MAX = 500;
+/** Number search: matches considered per kind of number (order, sub-order, transaction). */
+const NUMBER_HITS = 1000;
 
 export interface OrderRow {
   combine_out_trade_no: string;
@@ -28,6 +33,7 @@ export interface OrderRow {
   error_message: string | null;
   idempotency_key: string | null;
   request_hash: string;
+  /** The exact create body while a (re-)send may be needed; '' once WeChat Pay created it. */
   request_json: string;
   version: number;
   watch: number;
@@ -39,8 +45,9 @@ export interface OrderRow {
 
 /** What an Order is built from (request_json and scheduling columns stay in the database). */
 const ORDER_COLUMNS = `combine_out_trade_no, state, total_amount, description, code_url, created_at, expires_at, paid_at, closed_at,
-  terminal, creation, error_code, error_message, version, cursor, transaction_ids`;
+  terminal, creation, error_code, error_message, version, cursor, transaction_ids, updated_ms`;
 
+/** What a sub-order was created with (its state and transaction id live on the order row). */
 export interface SubOrderRow {
   out_trade_no: string;
   combine_out_trade_no: string;
@@ -49,13 +56,12 @@ export interface SubOrderRow {
   description: string;
   amount: number;
   attach: string | null;
-  transaction_id: string | null;
-  state: OrderState;
 }
+const SUB_COLUMNS = 'out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach';
 
 export interface NewOrder {
   row: Omit<OrderRow, 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message' | 'cursor' | 'transaction_ids'>;
-  subs: Omit<SubOrderRow, 'transaction_id' | 'state'>[];
+  subs: SubOrderRow[];
 }
 
 /** A transition computed from WeChat's view of the order. */
@@ -99,7 +105,7 @@ export class OrderStore {
   constructor(readonly db: Db) {
     this.s = {
       get: db.prepare('SELECT * FROM orders WHERE combine_out_trade_no = ?'),
-      subs: db.prepare('SELECT * FROM sub_orders WHERE combine_out_trade_no = ? ORDER BY idx'),
+      subs: db.prepare(`SELECT ${SUB_COLUMNS} FROM sub_orders WHERE combine_out_trade_no = ? ORDER BY idx`),
       byKey: db.prepare('SELECT * FROM orders WHERE terminal = ? AND idempotency_key = ?'),
       insert: db.prepare(`INSERT INTO orders (combine_out_trade_no, state, total_amount, description, created_at, created_ms, expires_at, expires_ms,
         updated_ms, terminal, creation, idempotency_key, request_hash, request_json, watch, next_check_ms, sub_key)
@@ -107,14 +113,16 @@ export class OrderStore {
         @updated_ms, @terminal, @creation, @idempotency_key, @request_hash, @request_json, @watch, @next_check_ms, @sub_key)`),
       insertSub: db.prepare(`INSERT INTO sub_orders (out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach, state)
         VALUES (@out_trade_no, @combine_out_trade_no, @idx, @mchid, @description, @amount, @attach, 'NOTPAY')`),
-      transition: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
-        version = version + 1, updated_ms = @now, cursor = @cursor, transaction_ids = @transaction_ids
-        WHERE combine_out_trade_no = @no AND state IN ${OPEN_SQL} AND state != @state RETURNING ${ORDER_COLUMNS}`),
-      // Notification path: the sub-order check is part of the WHERE clause (no prior read).
-      matching: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
-        version = version + 1, updated_ms = @now, cursor = @cursor, transaction_ids = @transaction_ids
-        WHERE combine_out_trade_no = @no AND sub_key = @key AND state IN ${OPEN_SQL} AND state != @state`),
-      created: db.prepare(`UPDATE orders SET code_url = ?, creation = 'CREATED', error_code = NULL, error_message = NULL,
+      // The one state change: only from a non-final state; with @key (the notification path)
+      // only when the stored sub-orders equal it, checked in the WHERE clause without a prior
+      // read. New transaction ids are merged over the known ones, never replacing them.
+      change: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
+        version = version + 1, updated_ms = @now, cursor = @cursor,
+        transaction_ids = CASE WHEN @ids IS NULL THEN transaction_ids ELSE json_patch(COALESCE(transaction_ids, '{}'), @ids) END
+        WHERE combine_out_trade_no = @no AND (@key IS NULL OR sub_key = @key) AND state IN ${OPEN_SQL} AND state != @state`),
+      txid: db.prepare('INSERT OR IGNORE INTO order_transactions (transaction_id, combine_out_trade_no) VALUES (?, ?)'),
+      // The create body is kept only while a re-send may be needed (a smaller row for history).
+      created: db.prepare(`UPDATE orders SET code_url = ?, creation = 'CREATED', error_code = NULL, error_message = NULL, request_json = '',
         version = version + 1, updated_ms = ?, watch = 1, cursor = ? WHERE combine_out_trade_no = ?`),
       failed: db.prepare(`UPDATE orders SET creation = 'FAILED', error_code = ?, error_message = ?, watch = ?,
         version = version + 1, updated_ms = ?, cursor = ? WHERE combine_out_trade_no = ?`),
@@ -125,10 +133,11 @@ export class OrderStore {
       alert: db.prepare('INSERT OR IGNORE INTO alerts (kind, combine_out_trade_no, message, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?)'),
       alerts: db.prepare('SELECT id, kind, combine_out_trade_no, message, created_at FROM alerts ORDER BY id DESC LIMIT ?'),
       audit: db.prepare('INSERT INTO audit_log (at, terminal, action, target, detail) VALUES (?, ?, ?, ?, ?)'),
+      // Index orders_cursor: a seek, not a scan of every row.
       maxCursor: db.prepare('SELECT COALESCE(MAX(cursor), 0) AS c FROM orders'),
-      since: db.prepare('SELECT * FROM orders WHERE created_ms >= ? AND cursor > ? ORDER BY cursor'),
-      snapshot: db.prepare(`SELECT * FROM orders WHERE created_ms >= ? AND ((state IN ${OPEN_SQL} AND creation != 'FAILED') OR updated_ms >= ?)
-        ORDER BY created_ms DESC LIMIT 1000`),
+      since: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE cursor > ? ORDER BY cursor LIMIT ?`),
+      open: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE state IN ${OPEN_SQL} AND creation != 'FAILED' ORDER BY created_ms DESC LIMIT ?`),
+      recent: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE cursor > 0 ORDER BY cursor DESC LIMIT ?`),
     };
     this.seq = (this.s.maxCursor.get() as { c: number }).c;
   }
@@ -170,7 +179,7 @@ export class OrderStore {
         description: s.description,
         amount: s.amount,
         ...(s.attach !== null ? { attach: s.attach } : {}),
-        transaction_id: ids?.[s.out_trade_no] ?? s.transaction_id,
+        transaction_id: ids?.[s.out_trade_no] ?? null,
         // All-or-nothing payment: a sub-order is always in its order's state.
         state: r.state,
       })),
@@ -214,66 +223,39 @@ export class OrderStore {
   }
 
   /**
-   * Applies a transition only from a non-final state, inside the caller's transaction when
-   * there is one. Returns the changed order and its change cursor, or null when nothing
-   * changed. Does not emit. `subs`: the sub-order rows when the caller already read them.
+   * The one state-change path: applies `t` only from a non-final state and, with `key` (see
+   * subKey), only when the stored sub-orders equal it; inside the caller's transaction. null
+   * when nothing changed (already final, same state, mismatch or unknown: the caller finds out
+   * which). Does not emit; the Change's order is read lazily, so emit it right after the commit.
    */
-  transitionInTx(no: string, t: Transition, now = Date.now(), subs?: SubOrderRow[]): Change | null {
+  private apply(no: string, t: Transition, now: number, key: string | null): Change | null {
     const paidMs = t.state === 'SUCCESS' ? (t.paidMs ?? now) : null;
-    const current = subs ?? this.subRows(no);
-    const ids: Record<string, string> = {};
-    for (const s of current) {
-      const id = t.transactionIds?.get(s.out_trade_no) ?? s.transaction_id;
-      if (id) ids[s.out_trade_no] = id;
-    }
+    const ids: [string, string][] = [];
+    for (const [k, v] of t.transactionIds ?? []) if (v) ids.push([k, v]);
     const cursor = this.seq + 1;
-    // RETURNING: the new row comes back with the update, no second read.
-    const row = this.s.transition.get({
-      no,
-      state: t.state,
-      paid_at: paidMs === null ? null : new Date(paidMs).toISOString(),
-      paid_ms: paidMs,
-      closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
-      now,
-      cursor,
-      transaction_ids: Object.keys(ids).length ? JSON.stringify(ids) : null,
-    }) as OrderRow | undefined;
-    if (!row) return null;
-    // Cursor numbers left unused by a rolled-back transaction are harmless gaps.
-    this.seq = cursor;
-    return { cursor, order: this.toOrder(row, current) };
-  }
-
-  /**
-   * The notification path: applies `t` only when the stored sub-orders equal `key` (see
-   * subKey) and the order is non-final, in one UPDATE inside the caller's transaction. null
-   * when nothing changed (already final, same state, mismatch or unknown: the caller finds
-   * out which). The Change's order is read lazily, so emit it right after the commit.
-   */
-  applyMatchingInTx(no: string, key: string, t: Transition, now = Date.now()): Change | null {
-    const paidMs = t.state === 'SUCCESS' ? (t.paidMs ?? now) : null;
-    let ids: string | null = null;
-    if (t.transactionIds) {
-      const o: Record<string, string> = {};
-      for (const [k, v] of t.transactionIds) if (v) o[k] = v;
-      ids = JSON.stringify(o);
-      if (ids === '{}') ids = null;
-    }
-    const cursor = this.seq + 1;
-    const changed = this.s.matching.run({
+    const changed = this.s.change.run({
       no, key, state: t.state,
       paid_at: paidMs === null ? null : new Date(paidMs).toISOString(),
       paid_ms: paidMs,
       closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
-      now, cursor, transaction_ids: ids,
+      now, cursor, ids: ids.length ? JSON.stringify(Object.fromEntries(ids)) : null,
     }).changes;
     if (changed === 0) return null;
+    // Transaction ids findable by number search (exact or prefix, indexed).
+    for (const [, id] of ids) this.s.txid.run(id, no);
+    // Cursor numbers left unused by a rolled-back transaction are harmless gaps.
     this.seq = cursor;
     return lazyChange(cursor, () => this.get(no)!);
   }
 
+  /** The notification path: `apply` with the sub-order check (see there). */
+  applyMatchingInTx(no: string, key: string, t: Transition, now = Date.now()): Change | null {
+    return this.apply(no, t, now, key);
+  }
+
+  /** The query/close path: `apply` in its own transaction, then tell the listeners. */
   transition(no: string, t: Transition, now = Date.now()): boolean {
-    const change = this.db.transaction(() => this.transitionInTx(no, t, now)).immediate();
+    const change = this.db.transaction(() => this.apply(no, t, now, null)).immediate();
     if (change) this.emitChange(change);
     return change !== null;
   }
@@ -320,33 +302,70 @@ export class OrderStore {
     return this.seq;
   }
 
-  /** Orders changed after `since` (latest state once each, with its cursor); null when `since` is not from this feed. */
-  changesSince(since: number, now = Date.now()): { order: Order; cursor: number }[] | null {
-    if (since > this.seq) return null;
-    return (this.s.since.all(now - ORDER_HORIZON_MS, since) as OrderRow[]).map((r) => ({ order: this.toOrder(r), cursor: r.cursor }));
+  /**
+   * Orders changed after `since` (latest state once each, with its cursor), oldest change
+   * first, at most `max`. null when `since` is not from this feed or more than `max` orders
+   * changed since: the terminal must start again from a snapshot.
+   */
+  changesSince(since: number, max = REPLAY_MAX): { order: Order; cursor: number }[] | null {
+    return this.changedRowsSince(since, max)?.map((r) => ({ order: this.toOrder(r), cursor: r.cursor })) ?? null;
   }
 
-  /** Open orders and everything that changed in the last hour. */
-  snapshot(now = Date.now()): Order[] {
-    return (this.s.snapshot.all(now - ORDER_HORIZON_MS, now - 3_600_000) as OrderRow[]).map((r) => this.toOrder(r));
+  /** changesSince's rows (one index range on orders_cursor), for callers that build Orders in slices. */
+  changedRowsSince(since: number, max = REPLAY_MAX): OrderRow[] | null {
+    if (since > this.seq) return null;
+    const rows = this.s.since.all(since, max + 1) as OrderRow[];
+    return rows.length > max ? null : rows;
+  }
+
+  /**
+   * What a terminal starts from: every open order (newest `maxOpen`) and the `recent` orders
+   * changed last within the past hour, newest first. Two index reads, bounded whatever the
+   * history (orders_open, orders_cursor).
+   */
+  snapshot(o: SnapshotBounds, now = Date.now()): Order[] {
+    return this.snapshotRows(o, now).map((r) => this.toOrder(r));
+  }
+
+  snapshotRows(o: SnapshotBounds, now = Date.now()): OrderRow[] {
+    const rows = new Map<string, OrderRow>();
+    for (const r of this.s.open.all(o.maxOpen) as OrderRow[]) rows.set(r.combine_out_trade_no, r);
+    for (const r of this.s.recent.all(o.recent) as OrderRow[]) if (r.updated_ms >= now - 3_600_000) rows.set(r.combine_out_trade_no, r);
+    return [...rows.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
   }
 
   list(f: ListFilter): Order[] {
     const where: string[] = [];
     const args: unknown[] = [];
+    // An open state uses the small partial index orders_open.
+    if (f.open || (f.state && OPEN_STATES.includes(f.state))) where.push(`o.state IN ${OPEN_SQL}`);
+    if (f.open) where.push("o.creation != 'FAILED'");
     if (f.state) { where.push('o.state = ?'); args.push(f.state); }
     if (f.olderThanMinutes !== undefined) { where.push('o.created_ms <= ?'); args.push(Date.now() - f.olderThanMinutes * 60_000); }
-    if (f.q) {
-      const like = '%' + f.q.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
-      where.push("(o.combine_out_trade_no LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM sub_orders s WHERE s.combine_out_trade_no = o.combine_out_trade_no AND s.out_trade_no LIKE ? ESCAPE '\\'))");
-      args.push(like, like);
+    if (f.q !== undefined) {
+      // Number search: the beginning of (or a whole) order, sub-order or transaction number,
+      // each an index range; the newest NUMBER_HITS matches of each kind are considered.
+      if (!/^[0-9A-Za-z_-]{1,64}$/.test(f.q)) return [];
+      const end = f.q + '\u{10FFFF}';
+      where.push(`o.combine_out_trade_no IN (
+        SELECT * FROM (SELECT combine_out_trade_no FROM orders WHERE combine_out_trade_no >= ? AND combine_out_trade_no < ? ORDER BY combine_out_trade_no DESC LIMIT ${NUMBER_HITS})
+        UNION SELECT * FROM (SELECT combine_out_trade_no FROM sub_orders WHERE out_trade_no >= ? AND out_trade_no < ? ORDER BY out_trade_no DESC LIMIT ${NUMBER_HITS})
+        UNION SELECT * FROM (SELECT combine_out_trade_no FROM order_transactions WHERE transaction_id >= ? AND transaction_id < ? ORDER BY transaction_id DESC LIMIT ${NUMBER_HITS}))`);
+      args.push(f.q, end, f.q, end, f.q, end);
     }
     if (f.dateStartMs !== undefined) { where.push('o.created_ms >= ? AND o.created_ms < ?'); args.push(f.dateStartMs, f.dateStartMs + 86_400_000); }
     if (f.terminal) { where.push('o.terminal = ?'); args.push(f.terminal); }
-    if (f.open) where.push(`o.state IN ${OPEN_SQL} AND o.creation != 'FAILED'`);
-    const sql = `SELECT o.* FROM orders o ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY o.created_ms DESC LIMIT ?`;
+    const sql = `SELECT ${ORDER_COLUMNS.replace(/(^|,\s*)(\w+)/g, '$1o.$2')} FROM orders o ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY o.created_ms DESC LIMIT ?`;
     args.push(f.limit);
-    return (this.db.prepare(sql).all(...args) as OrderRow[]).map((r) => this.toOrder(r));
+    return (this.cachedStatement(sql).all(...args) as OrderRow[]).map((r) => this.toOrder(r));
+  }
+
+  private readonly statements = new Map<string, Statement<unknown[]>>();
+  /** List queries come in a few shapes: each is prepared once. */
+  private cachedStatement(sql: string): Statement<unknown[]> {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
   }
 
   /** Paid sub-orders per merchant for a Beijing day (paid time). */
@@ -358,6 +377,11 @@ export class OrderStore {
       mchid: string; amount: number; count: number;
     }[];
   }
+}
+
+export interface SnapshotBounds {
+  maxOpen: number;
+  recent: number;
 }
 
 export interface ListFilter {

@@ -1,15 +1,27 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
-import { api, createOrder, EventsClient, pay, sleep, startEnv, until, type Env } from './env';
+import { api, createOrder, EventsClient, pay, startEnv, until, type Env } from './env';
 
 let env: Env;
 beforeAll(async () => {
-  env = await startEnv({ queryAfterSeconds: 3600, closeMinAgeSeconds: 2 });
+  // The sandbox's own close rule is off: the relay's is under test, through the clock seam below.
+  env = await startEnv({ queryAfterSeconds: 3600, closeMinAgeSeconds: 2, sandboxCloseMinAgeSeconds: 0 });
 });
 afterAll(async () => env?.close());
 
 const close = (no: string, token = env.manager) => api(env.relayUrl, 'POST', `/v1/orders/${no}/close`, token);
+
+/**
+ * The clock seam: the minimum-age rule compares the order's stored creation time with now,
+ * so moving that time back ages the order without sleeping.
+ */
+function age(no: string, ms: number): void {
+  const db = new Database(env.config.dbPath);
+  db.pragma('busy_timeout = 5000');
+  db.prepare('UPDATE orders SET created_ms = created_ms - ? WHERE combine_out_trade_no = ?').run(ms, no);
+  db.close();
+}
 
 describe('closing orders', () => {
   it('refuses within the minimum age with retry_after_seconds, then closes and pushes', async () => {
@@ -21,7 +33,7 @@ describe('closing orders', () => {
     expect(early.body.retry_after_seconds).toBeGreaterThanOrEqual(1);
     expect(early.body.retry_after_seconds).toBeLessThanOrEqual(2);
     expect((await close(order.combine_out_trade_no, env.cashier)).status).toBe(403);
-    await sleep(2100);
+    age(order.combine_out_trade_no, 2100);
     const done = await close(order.combine_out_trade_no);
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ state: 'CLOSED' });
@@ -38,7 +50,7 @@ describe('closing orders', () => {
   it('queries first: a paid order answers ORDER_PAID and is marked paid', async () => {
     const order = await createOrder(env);
     await pay(env, order, { notify: false });
-    await sleep(2100);
+    age(order.combine_out_trade_no, 2100);
     const r = await close(order.combine_out_trade_no);
     expect(r.status).toBe(409);
     expect(r.body.code).toBe('ORDER_PAID');
@@ -46,12 +58,12 @@ describe('closing orders', () => {
     expect(now.body.state).toBe('SUCCESS');
   });
 
-  it('closes expired orders automatically once closing is allowed, and audits closes', async () => {
+  it('closes expired orders automatically once closing is allowed, and audits every close', async () => {
     const order = await createOrder(env);
     // Make it look expired to the relay (as if its expire_minutes had passed).
     const db = new Database(env.config.dbPath);
     db.pragma('busy_timeout = 5000');
-    db.prepare('UPDATE orders SET expires_ms = ?, next_check_ms = 0 WHERE combine_out_trade_no = ?').run(Date.now() - 1, order.combine_out_trade_no);
+    db.prepare('UPDATE orders SET expires_ms = ?, created_ms = created_ms - 2100, next_check_ms = 0 WHERE combine_out_trade_no = ?').run(Date.now() - 1, order.combine_out_trade_no);
     const closed = await until(async () => {
       const o = (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${order.combine_out_trade_no}`, env.cashier)).body;
       return o.state === 'CLOSED' ? o : null;
@@ -60,6 +72,8 @@ describe('closing orders', () => {
     const audit = db.prepare("SELECT terminal, action, target, detail FROM audit_log WHERE action = 'close'").all() as any[];
     expect(audit.some((a) => a.terminal === 'boss' && JSON.parse(a.detail).outcome === 'CLOSE_TOO_EARLY')).toBe(true);
     expect(audit.some((a) => a.terminal === 'boss' && JSON.parse(a.detail).outcome === 'CLOSED')).toBe(true);
+    // The automatic close is audited too, by `auto`, for this order.
+    expect(audit.filter((a) => a.target === order.combine_out_trade_no).map((a) => [a.terminal, JSON.parse(a.detail).outcome])).toEqual([['auto', 'CLOSED']]);
     db.close();
   });
 });

@@ -1,11 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Order } from '../../shared/contracts/relay-api';
+import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { openDb } from '../../shared/relay/db';
 import { OrderStore } from '../../shared/relay/store';
 import { newCombineOutTradeNo, subOutTradeNo } from '../../shared/relay/ids';
 import { formatBeijing } from '../../shared/wechatpay/time';
-import { api, createOrder, EventsClient, orderBody, pay, sleep, startEnv, until, type Env } from './env';
+import { api, createOrder, EventsClient, orderBody, pay, startEnv, until, type Env } from './env';
+
+/** The next message matching `pred` that arrives from now on. */
+function nextNew(ws: EventsClient, pred: (m: RelayEvent) => boolean, timeoutMs?: number): Promise<RelayEvent> {
+  const from = ws.messages.length;
+  return ws.next((m) => pred(m) && ws.messages.indexOf(m) >= from, timeoutMs);
+}
 
 let env: Env;
 beforeAll(async () => {
@@ -30,7 +36,8 @@ describe('relay end to end against the sandbox', () => {
     expect(msg.order.paid_at).toBeTruthy();
     expect(msg.order.sub_orders.every((s) => s.state === 'SUCCESS' && s.transaction_id)).toBe(true);
     expect(typeof msg.cursor).toBe('number');
-    await sleep(500);
+    // Messages arrive in order: once a heartbeat sent after the push is in, a duplicate would be too.
+    await nextNew(ws, (m) => m.type === 'heartbeat');
     expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
     const got = await api<Order>(env.relayUrl, 'GET', `/v1/orders/${order.combine_out_trade_no}`, env.cashier);
     expect(got.body.state).toBe('SUCCESS');
@@ -111,15 +118,28 @@ describe('relay end to end against the sandbox', () => {
 
   it('lists with filters and reports takings', async () => {
     const order = await createOrder(env, [111, 222]);
-    const q = order.combine_out_trade_no.slice(3, 14);
-    const found = await api(env.relayUrl, 'GET', `/v1/orders?q=${q}`, env.cashier);
-    expect(found.body.orders.map((o: Order) => o.combine_out_trade_no)).toContain(order.combine_out_trade_no);
+    const no = order.combine_out_trade_no;
+    const search = async (q: string) => (await api(env.relayUrl, 'GET', `/v1/orders?q=${encodeURIComponent(q)}`, env.cashier)).body.orders.map((o: Order) => o.combine_out_trade_no);
+    // Number search: the beginning or all of an order or sub-order number (index ranges, not a scan).
+    expect(await search(no.slice(0, 12))).toContain(no);
+    expect(await search(no)).toEqual([no]);
+    expect(await search(order.sub_orders[1]!.out_trade_no)).toEqual([no]);
+    expect(await search(order.sub_orders[1]!.out_trade_no.slice(0, 14))).toContain(no);
+    expect(await search(no.slice(3, 14))).not.toContain(no);
+    expect(await search('%')).toEqual([]);
     const open = await api(env.relayUrl, 'GET', '/v1/orders?state=NOTPAY&older_than_minutes=0&open=1', env.cashier);
     expect(open.body.orders.every((o: Order) => o.state === 'NOTPAY')).toBe(true);
     expect((await api(env.relayUrl, 'GET', '/v1/orders?state=BOGUS', env.cashier)).body.field).toBe('state');
     const before = await api(env.relayUrl, 'GET', '/v1/takings', env.cashier);
     await pay(env, order);
-    await until(async () => (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${order.combine_out_trade_no}`, env.cashier)).body.state === 'SUCCESS');
+    const paid = await until(async () => {
+      const o = (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body;
+      return o.state === 'SUCCESS' ? o : null;
+    });
+    // …and a transaction number, exact or its beginning.
+    const txn = paid.sub_orders[0]!.transaction_id!;
+    expect(await search(txn)).toEqual([no]);
+    expect(await search(txn.slice(0, -3))).toContain(no);
     const after = await api(env.relayUrl, 'GET', `/v1/takings?date=${before.body.date}`, env.cashier);
     const m0 = (t: any) => t.merchants.find((m: any) => m.mchid === order.sub_orders[0]!.mchid);
     expect(m0(after.body).amount - m0(before.body).amount).toBe(111);
@@ -144,10 +164,18 @@ describe('relay end to end against the sandbox', () => {
     expect(back.messages.some((m) => m.type === 'snapshot')).toBe(false);
     await back.next((m) => m.type === 'heartbeat', 3000);
     back.close();
-    // A socket that never answers pings is dropped.
+    // A socket that never answers pings is dropped (terminated: no close frame, code 1006)
+    // after a ping went unanswered; one that answers stays.
+    const live = await EventsClient.connect(env, env.manager);
     const deaf = new WebSocket(env.relayUrl.replace('http', 'ws') + '/v1/events', { headers: { Authorization: `Bearer ${env.cashier}` }, autoPong: false });
-    const closed = new Promise<void>((r) => deaf.on('close', () => r()));
-    await closed;
+    let pings = 0;
+    deaf.on('ping', () => { pings++; });
+    const code = await new Promise<number>((r) => deaf.on('close', (c) => r(c)));
+    expect(code).toBe(1006);
+    expect(pings).toBeGreaterThanOrEqual(1);
+    await nextNew(live, (m) => m.type === 'heartbeat', 3000);
+    expect(live.ws.readyState).toBe(WebSocket.OPEN);
+    live.close();
   });
 
   it('on start, an order recorded but never sent (crash mid-create) is sent and followed', async () => {
