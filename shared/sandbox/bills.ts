@@ -30,6 +30,8 @@ export interface BillRow {
 }
 
 interface Download {
+  /** The merchant that applied: only it may download. */
+  mchid: string;
   text: Buffer;
   gzip: boolean;
   expires_at: number;
@@ -76,7 +78,7 @@ export class Bills {
     const records = rows.map((r) =>
       paymentBillRecord({
         trade_time: formatBeijingBill(r.time),
-        appid: this.cfg.file.appid,
+        appid: this.cfg.appid,
         mchid: r.mchid,
         transaction_id: r.transaction_id,
         out_trade_no: r.out_trade_no,
@@ -91,7 +93,11 @@ export class Bills {
   }
 
   /** `GET /v3/bill/tradebill`: validation, readiness, then a fresh download token. */
-  apply(query: URLSearchParams, baseUrl: string, now: number): TradeBillResponse {
+  /**
+   * `GET /v3/bill/tradebill` for `signer`: its own bill, i.e. its own rows only (a participant's
+   * sub-orders; the initiator's only where it is itself a participant).
+   */
+  apply(query: URLSearchParams, signer: string, baseUrl: string, now: number): TradeBillResponse {
     const billDate = query.get('bill_date');
     if (!billDate) throw paramError('bill_date', '字段缺失 (required, yyyy-MM-dd)');
     if (!isCalendarDate(billDate)) throw paramError('bill_date', '日期格式错误 (must be yyyy-MM-dd)', billDate);
@@ -99,11 +105,12 @@ export class Bills {
     if (!['ALL', 'SUCCESS', 'REFUND'].includes(billType)) throw paramError('bill_type', '不支持的账单类型 (ALL, SUCCESS or REFUND)', billType);
     const tarType = query.get('tar_type');
     if (tarType !== null && tarType !== 'GZIP') throw paramError('tar_type', '仅支持GZIP (only GZIP)', tarType);
-    // Sub-merchant bills: UNCONFIRMED for merchant mode (documented for partners); the sandbox lets
-    // the combine merchant fetch each participant's bill with `sub_mchid`.
-    const subMchid = query.get('sub_mchid');
-    if (subMchid !== null && !this.cfg.file.sub_merchants.some((m) => m.mchid === subMchid) && subMchid !== this.cfg.file.mchid) {
-      throw paramError('sub_mchid', `不是本商户的子商户 (unknown sub-merchant ${subMchid})`, subMchid);
+    // `sub_mchid` exists in partner (服务商) mode only; in merchant mode each participant applies
+    // for its own bill signed with its own keys (addendum). What WeChat Pay answers a merchant that
+    // sends it is UNCONFIRMED: ignoring it would hand the initiator its own bill where it asked for
+    // a participant's, so the safe reading refuses it, naming the parameter.
+    if (query.has('sub_mchid')) {
+      throw paramError('sub_mchid', '普通商户模式不支持sub_mchid (merchant mode has no sub_mchid: each merchant applies for its own bill, signed with its own keys)', query.get('sub_mchid'));
     }
     const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
     if (dayStart < now - 92 * DAY) throw paramError('bill_date', '只能下载三个月以内的账单 (within the last 3 months)', billDate);
@@ -111,12 +118,12 @@ export class Bills {
       if (dayStart > now) throw paramError('bill_date', '账单日期不能晚于今天 (date is in the future)', billDate);
       throw new ApiFailure(400, 'STATEMENT_CREATING', `账单生成中，请在${beijingDate(dayStart + DAY)} ${READY_HOUR_BEIJING}:00之后再试 (bill not ready yet)`);
     }
-    const rows = billType === 'REFUND' ? [] : this.rows(subMchid ?? this.cfg.file.mchid, billDate);
+    const rows = billType === 'REFUND' ? [] : this.rows(signer, billDate);
     if (rows.length === 0) throw new ApiFailure(400, 'NO_STATEMENT_EXIST', '请求的账单文件不存在 (no trades that day)');
     const text = Buffer.from(this.text(rows, billType === 'SUCCESS' ? 'SUCCESS' : 'ALL'), 'utf8');
     const token = randomBytes(24).toString('base64url');
     this.purge(now);
-    this.downloads.set(token, { text, gzip: tarType === 'GZIP', expires_at: now + DOWNLOAD_VALIDITY_MS });
+    this.downloads.set(token, { mchid: signer, text, gzip: tarType === 'GZIP', expires_at: now + DOWNLOAD_VALIDITY_MS });
     return {
       hash_type: 'SHA1',
       hash_value: createHash('sha1').update(text).digest('hex'),
@@ -125,10 +132,11 @@ export class Bills {
   }
 
   /** `GET /v3/billdownload/file?token=`: the bytes (gzip when applied with tar_type=GZIP). */
-  download(query: URLSearchParams, now: number): { body: Buffer; gzip: boolean } {
+  download(query: URLSearchParams, signer: string, now: number): { body: Buffer; gzip: boolean } {
     const token = query.get('token');
     const d = token ? this.downloads.get(token) : undefined;
-    if (!d) throw new ApiFailure(400, 'INVALID_REQUEST', '下载链接无效 (unknown download token)');
+    // Another merchant's link reads as unknown: a bill is its merchant's alone.
+    if (!d || d.mchid !== signer) throw new ApiFailure(400, 'INVALID_REQUEST', '下载链接无效 (unknown download token)');
     // Expired link: the exact answer is UNCONFIRMED; 400 INVALID_REQUEST naming the cause.
     if (now > d.expires_at) throw new ApiFailure(400, 'INVALID_REQUEST', '下载链接已过期，请重新申请账单 (download_url expired)');
     return { body: d.gzip ? gzipSync(d.text) : d.text, gzip: d.gzip };

@@ -9,7 +9,7 @@ import { encryptResource } from '../wechatpay/aead';
 import { createNonce, PROBE_PREFIX, signBody } from '../wechatpay/sign';
 import { formatBeijing } from '../wechatpay/time';
 import type { CombineOrderResult, NotificationEnvelope } from '../wechatpay/models';
-import type { SandboxConfig } from './config';
+import type { MerchantKeys, SandboxConfig } from './config';
 import { defaultKey } from './auth';
 import type { DeliveryKind, DeliveryLogEntry, PendingDelivery, StateStore } from './state';
 
@@ -45,18 +45,23 @@ export class Notifier {
     await Promise.allSettled([...this.running]);
   }
 
-  /** Queue the notification of a paid order; the first attempt goes out at once. */
-  enqueue(order: CombineOrderResult, notifyUrl: string, businessNow: number, extras: { probes?: number; duplicates?: number } = {}): PendingDelivery {
+  /**
+   * Queue the notification of a paid order; the first attempt goes out at once. `merchant` is the
+   * merchant the notification concerns (combine: the initiator): its APIv3 key encrypts the
+   * resource and its WeChat Pay key signs every attempt.
+   */
+  enqueue(merchant: MerchantKeys, order: CombineOrderResult, notifyUrl: string, businessNow: number, extras: { probes?: number; duplicates?: number } = {}): PendingDelivery {
     const envelope: NotificationEnvelope = {
       id: randomUUID(),
       create_time: formatBeijing(businessNow),
       resource_type: 'encrypt-resource',
       event_type: 'TRANSACTION.SUCCESS',
       summary: '支付成功',
-      resource: { original_type: 'transaction', ...encryptResource(JSON.stringify(order), this.cfg.apiV3Key, 'transaction') } as NotificationEnvelope['resource'],
+      resource: { original_type: 'transaction', ...encryptResource(JSON.stringify(order), merchant.apiV3Key, 'transaction') } as NotificationEnvelope['resource'],
     };
     const p: PendingDelivery = {
       order: order.combine_out_trade_no,
+      mchid: merchant.mchid,
       notification_id: envelope.id,
       notify_url: notifyUrl,
       body: JSON.stringify(envelope),
@@ -83,13 +88,20 @@ export class Notifier {
     this.timers.set(p.notification_id, t);
   }
 
+  /** Signature headers by the WeChat Pay key of the merchant the notification concerns. */
+  private sign(p: PendingDelivery): Record<string, string> {
+    // Deliveries queued by an older version carry no mchid: they were the initiator's.
+    const key = defaultKey((p.mchid && this.cfg.keys.get(p.mchid)) || this.cfg.initiator);
+    return signBody(key.key, key.serial, p.body);
+  }
+
   /** true = 2xx reply, false = failed attempt (logged), null = cut short by close (not counted). */
   private async send(p: PendingDelivery, kind: DeliveryKind): Promise<boolean | null> {
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
       'User-Agent': 'Mozilla/4.0 (WechatPay sandbox)',
       'Request-ID': `08${createNonce(24)}`,
-      ...signBody(defaultKey(this.cfg).key, defaultKey(this.cfg).serial, p.body),
+      ...this.sign(p),
     };
     // A probe carries a deliberately bogus signature; a correct receiver must refuse it.
     if (kind === 'probe') headers['Wechatpay-Signature'] = `${PROBE_PREFIX}${createNonce(40)}`;

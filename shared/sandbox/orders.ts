@@ -65,13 +65,20 @@ export class Orders {
     return Object.values(this.orders);
   }
 
-  /** An unpaid order past its time_expire can no longer be paid: it reads as CLOSED. */
-  settle(o: StoredOrder, now: number): StoredOrder {
-    if ((o.state === 'NOTPAY' || o.state === 'USERPAYING' || o.state === 'PAYERROR') && now > o.expires_at) {
-      o.state = 'CLOSED';
-      o.closed_at = o.expires_at;
-      this.store.save();
-    }
+  /**
+   * `time_expire` is the last moment the buyer may pay, not a close time (addendum): past it an
+   * unpaid order keeps its state (NOTPAY) and can no longer be paid until the merchant closes it.
+   */
+  expired(o: StoredOrder, now: number): boolean {
+    return o.state !== 'SUCCESS' && o.state !== 'CLOSED' && o.state !== 'REFUND' && now > o.expires_at;
+  }
+
+  /** The order as its initiator sees it: another merchant's order does not exist for the signer. */
+  private own(no: string, signer: string): StoredOrder {
+    const o = this.get(no);
+    // Only the initiating mchid can query or close (reference §4.2); to anyone else the order
+    // does not exist, as a wrong mchid reads on the real API.
+    if (!o || o.request.combine_mchid !== signer) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `订单不存在 (no combine order ${no} of combine_mchid ${signer})`);
     return o;
   }
 
@@ -80,12 +87,11 @@ export class Orders {
     if (req.combine_mchid !== authMchid) {
       throw paramError('/combine_mchid', `与请求头中的商户号不一致 (must equal the Authorization mchid ${authMchid})`, req.combine_mchid);
     }
-    if (req.combine_appid !== this.cfg.file.appid) {
+    if (req.combine_appid !== this.cfg.appid) {
       throw new ApiFailure(400, 'APPID_MCHID_NOT_MATCH', `appid和mch_id不匹配 (combine_appid ${req.combine_appid} is not bound to ${authMchid})`, { field: '/combine_appid', location: 'body' });
     }
-    const allowed = new Set([this.cfg.file.mchid, ...this.cfg.file.sub_merchants.map((m) => m.mchid)]);
     req.sub_orders.forEach((s, i) => {
-      if (!allowed.has(s.mchid)) {
+      if (!this.cfg.known.has(s.mchid)) {
         throw new ApiFailure(400, 'APPID_MCHID_NOT_MATCH', `appid和mch_id不匹配 (sub-order mchid ${s.mchid} is not a sub-merchant bound to ${req.combine_appid})`, { field: `/sub_orders/${i}/mchid`, location: 'body' });
       }
     });
@@ -95,16 +101,16 @@ export class Orders {
       if (existing.fingerprint !== fingerprint) {
         throw new ApiFailure(400, 'INVALID_REQUEST', '请求重入时，参数与首次请求时不一致 (combine_out_trade_no was used with different content)');
       }
-      this.settle(existing, now);
-      if (existing.state === 'SUCCESS') throw new ApiFailure(400, 'ORDER_PAID', '该订单已支付 (order already paid)');
+      if (existing.state === 'SUCCESS' || existing.state === 'REFUND') throw new ApiFailure(400, 'ORDER_PAID', '该订单已支付 (order already paid)');
       if (existing.state === 'CLOSED') throw new ApiFailure(400, 'ORDER_CLOSED', '订单已关闭 (order closed)');
-      if (now - existing.code_url_issued_at >= CODE_URL_VALIDITY_MS) {
-        // The old code_url has expired anyway; it keeps pointing at the order so a late scan says so.
-        existing.code_url = codeUrl();
-        existing.code_url_issued_at = now;
-        this.index(existing);
-        this.store.save();
-      }
+      // A re-request issues a new code_url and the previous one can no longer be paid (addendum,
+      // basic Native FAQ; applied to combine as the safe reading). The old one keeps pointing at
+      // the order so a late scan is told why it fails. Past time_expire the order still answers
+      // (the merchant may be recovering a lost answer), but its code cannot be paid.
+      existing.code_url = codeUrl();
+      existing.code_url_issued_at = now;
+      this.index(existing);
+      this.store.save();
       return { code_url: existing.code_url };
     }
     // A sub-order number already belongs to another combine order of this merchant.
@@ -140,10 +146,8 @@ export class Orders {
     return Math.min(Math.max(t, now + MINUTE), now + 7 * DAY);
   }
 
-  query(no: string, now: number): CombineOrderResult {
-    const o = this.get(no);
-    if (!o) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `订单不存在 (no combine order ${no})`);
-    return this.result(this.settle(o, now));
+  query(no: string, signer: string): CombineOrderResult {
+    return this.result(this.own(no, signer));
   }
 
   /** The §4.2 query shape; also the decrypted notification resource. */
@@ -178,14 +182,13 @@ export class Orders {
   }
 
   /**
-   * Close rules. Returns 'USERPAYING' when the buyer is mid-payment (WeChat answers 202 then).
+   * Close rules. Returns 'USER_PAYING' when the buyer is mid-payment (WeChat answers 202 then).
    * `minAgeSeconds`: the old "not within 5 minutes of creation" rule (UNCONFIRMED for combine; the
    * safe reading enforces it, refused as 400 INVALID_REQUEST since no specific code is documented).
    */
-  close(no: string, body: unknown, minAgeSeconds: number, now: number): 'CLOSED' | 'USERPAYING' {
+  close(no: string, body: unknown, signer: string, minAgeSeconds: number, now: number): 'CLOSED' | 'USER_PAYING' {
     const req = validateClose(body);
-    const o = this.get(no);
-    if (!o) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `订单不存在 (no combine order ${no})`);
+    const o = this.own(no, signer);
     if (req.combine_appid !== o.request.combine_appid) {
       throw new ApiFailure(400, 'APPID_MCHID_NOT_MATCH', `appid和mch_id不匹配 (combine_appid ${req.combine_appid} differs from the order's)`, { field: '/combine_appid', location: 'body' });
     }
@@ -194,15 +197,14 @@ export class Orders {
     if (created !== asked) {
       throw new ApiFailure(400, 'INVALID_REQUEST', '子单信息与下单时不一致，合单必须全部关闭 (sub_orders must be exactly those of creation)');
     }
-    this.settle(o, now);
     // Paid: the exact combine code/status is UNCONFIRMED; 400 ORDER_PAID from the basic close docs.
-    if (o.state === 'SUCCESS') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付，不能关闭 (order paid: refund instead)');
+    if (o.state === 'SUCCESS' || o.state === 'REFUND') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付，不能关闭 (order paid: refund instead)');
     if (o.state === 'CLOSED') throw new ApiFailure(400, 'ORDER_CLOSED', '订单已关闭 (order already closed)');
     const age = (now - o.created_at) / 1000;
     if (age < minAgeSeconds) {
       throw new ApiFailure(400, 'INVALID_REQUEST', `订单生成后不能马上调用关单接口，最短调用时间间隔为${Math.round(minAgeSeconds / 60)}分钟 (close is refused within ${minAgeSeconds}s of creation; retry in ${Math.ceil(minAgeSeconds - age)}s)`);
     }
-    if (o.state === 'USERPAYING') return 'USERPAYING';
+    if (o.state === 'USERPAYING') return 'USER_PAYING';
     o.state = 'CLOSED';
     o.closed_at = now;
     this.store.save();
@@ -218,14 +220,14 @@ export class Orders {
   pay(url: string, outcome: PayOutcome, now: number): StoredOrder {
     const o = this.byCodeUrl(url);
     if (!o) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `二维码无效 (no order has code_url ${url})`);
-    this.settle(o, now);
-    if (o.state === 'SUCCESS') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付 (order already paid)');
-    if (o.state === 'CLOSED') {
-      const expired = o.closed_at === o.expires_at;
-      throw new ApiFailure(400, 'ORDER_CLOSED', expired ? '订单已超过商户设置的最晚支付成功时间，无法支付 (time_expire passed)' : '订单已关闭 (order closed)');
-    }
-    if (url !== o.code_url || now - o.code_url_issued_at >= CODE_URL_VALIDITY_MS) {
+    if (o.state === 'SUCCESS' || o.state === 'REFUND') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付 (order already paid)');
+    if (o.state === 'CLOSED') throw new ApiFailure(400, 'ORDER_CLOSED', '订单已关闭 (order closed)');
+    if (url !== o.code_url) throw new ApiFailure(400, 'CODE_URL_EXPIRED', '二维码已失效，请使用商户重新下单后的二维码 (a newer code_url was issued for this order by a re-request)');
+    if (now - o.code_url_issued_at >= CODE_URL_VALIDITY_MS) {
       throw new ApiFailure(400, 'CODE_URL_EXPIRED', '二维码已过期，请刷新后重试 (code_url older than 2 h)');
+    }
+    if (this.expired(o, now)) {
+      throw new ApiFailure(400, 'ORDER_EXPIRED', `订单已超过商户设置的最晚支付时间，无法支付 (time_expire ${formatBeijing(o.expires_at)} passed; the order stays ${o.state} until the merchant closes it)`);
     }
     o.state = outcome;
     if (outcome === 'SUCCESS') {

@@ -10,9 +10,10 @@ import { beijingDate, formatBeijing, isCalendarDate } from '../wechatpay/time';
 import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
 import { encryptResource } from '../wechatpay/aead';
 import { ApiFailure } from './errors';
-import { loadSandboxConfig, type SandboxConfig } from './config';
+import { loadSandboxConfig, type MerchantKeys, type SandboxConfig } from './config';
 import { StateStore } from './state';
-import { checkRequest, responseKey } from './auth';
+import { answeringMerchant, checkRequest, responseKey } from './auth';
+import { parseAuthorization } from '../wechatpay/sign';
 import { Orders, type PayOutcome } from './orders';
 import { Notifier } from './notifier';
 import { Bills } from './bills';
@@ -39,6 +40,23 @@ export interface RunningSandbox {
 }
 
 const MAX_BODY = 256 * 1024;
+/** Entries kept by the request log (`GET /sandbox/requests`), oldest dropped first. */
+const MAX_REQUEST_LOG = 2000;
+
+/** One APIv3 request as the sandbox saw it: who claimed to sign it, and whether that held. */
+export interface RequestLogEntry {
+  at: string;
+  method: string;
+  /** Path and query exactly as received (what was signed). */
+  url: string;
+  /** The Authorization's mchid and serial_no, as claimed (null when absent or unparsable). */
+  mchid: string | null;
+  serial_no: string | null;
+  /** The signature verified with that merchant's API certificate. */
+  authenticated: boolean;
+  status: number;
+  code?: string;
+}
 const MAX_CLOCK_OFFSET_SECONDS = 10 * 365 * 86_400;
 
 interface Reply {
@@ -76,6 +94,8 @@ export class SandboxServer {
   readonly notifier: Notifier;
   readonly bills: Bills;
   readonly faults = new Faults();
+  /** In memory only: a test's view of who signed what (lost at restart, by design). */
+  readonly requests: RequestLogEntry[] = [];
   private readonly closeMinAge: number;
 
   constructor(private readonly opts: SandboxOptions) {
@@ -126,6 +146,7 @@ export class SandboxServer {
     const requestId = `08${Math.floor(Date.now() / 1000).toString(16).toUpperCase()}${createNonce(24)}-0`;
     let fault: Fault | undefined;
     let reply: Reply;
+    let authenticated = false;
     try {
       const route = this.route(method, u.pathname);
       const raw = await readBody(req);
@@ -133,6 +154,7 @@ export class SandboxServer {
       if (fault?.kind === 'SYSTEM_ERROR') throw new ApiFailure(500, 'SYSTEM_ERROR', '系统错误 (injected fault)');
       if (fault?.kind === 'FREQUENCY_LIMITED') throw new ApiFailure(429, 'FREQUENCY_LIMITED', '频率超限 (injected fault)');
       const { mchid } = checkRequest(this.cfg, method, target, req.headers, raw);
+      authenticated = true;
       let body: unknown;
       if (method === 'POST') {
         const ct = req.headers['content-type'] ?? '';
@@ -146,6 +168,7 @@ export class SandboxServer {
     }
     if (fault?.kind === 'SLOW') await sleep(fault.delay_ms ?? DEFAULT_SLOW_MS);
     this.opts.log?.({ event: 'api', method, url: target, status: reply.status, fault: fault?.kind });
+    this.logRequest(method, target, req, authenticated, reply);
     if (reply.file) {
       // Bill downloads carry no signature headers (§6.2): the SHA1 from apply is the check.
       res.writeHead(200, { 'Content-Type': reply.file.gzip ? 'application/gzip' : 'application/octet-stream', 'Content-Length': reply.file.data.length, 'Request-ID': requestId });
@@ -153,7 +176,9 @@ export class SandboxServer {
       return;
     }
     const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
-    const key = responseKey(this.cfg, req.headers['wechatpay-serial'] as string | undefined);
+    // Signed with the keys of the merchant the request names (its own WeChat Pay public key or
+    // platform certificates), the initiator's when it names none WeChat Pay knows.
+    const key = responseKey(answeringMerchant(this.cfg, req.headers), req.headers['wechatpay-serial'] as string | undefined);
     const signed = signBody(key.key, key.serial, text);
     if (fault?.kind === 'BAD_SIGNATURE') {
       // A valid-looking signature over different bytes: only a verifier catches it.
@@ -166,6 +191,13 @@ export class SandboxServer {
   }
 
   /** Resolves the handler, or throws 404 for an unknown path (before any signature check). */
+  private logRequest(method: string, url: string, req: IncomingMessage, authenticated: boolean, reply: Reply): void {
+    const auth = parseAuthorization(req.headers.authorization);
+    const code = reply.body && typeof reply.body === 'object' && 'code' in reply.body ? String((reply.body as { code: unknown }).code) : undefined;
+    this.requests.push({ at: new Date().toISOString(), method, url, mchid: auth?.mchid ?? null, serial_no: auth?.serial_no ?? null, authenticated, status: reply.status, ...(code ? { code } : {}) });
+    if (this.requests.length > MAX_REQUEST_LOG) this.requests.splice(0, this.requests.length - MAX_REQUEST_LOG);
+  }
+
   private route(method: string, path: string): (body: unknown, mchid: string, u: URL, req: IncomingMessage) => Reply {
     const COMBINE = '/v3/combine-transactions/out-trade-no/';
     const need = (m: string) => {
@@ -181,48 +213,48 @@ export class SandboxServer {
       if (closeMatch) {
         need('POST');
         const no = pathParam(closeMatch[1]!);
-        return (body) => {
-          const r = this.orders.close(no, body, this.closeMinAge, this.now());
-          return r === 'USERPAYING' ? { status: 202, body: { code: 'USERPAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
+        return (body, mchid) => {
+          const r = this.orders.close(no, body, mchid, this.closeMinAge, this.now());
+          return r === 'USER_PAYING' ? { status: 202, body: { code: 'USER_PAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
         };
       }
       if (/^[^/]+$/.test(rest)) {
         need('GET');
         const no = pathParam(rest);
-        return () => ({ status: 200, body: this.orders.query(no, this.now()) });
+        return (_b, mchid) => ({ status: 200, body: this.orders.query(no, mchid) });
       }
     }
     if (path === '/v3/certificates') {
       need('GET');
-      return () => this.certificates();
+      return (_b, mchid) => this.certificates(this.cfg.keys.get(mchid)!);
     }
     if (path === '/v3/bill/tradebill') {
       need('GET');
-      return (_b, _m, u, req) => ({ status: 200, body: this.bills.apply(u.searchParams, `http://${req.headers.host ?? 'localhost'}`, this.now()) });
+      return (_b, mchid, u, req) => ({ status: 200, body: this.bills.apply(u.searchParams, mchid, `http://${req.headers.host ?? 'localhost'}`, this.now()) });
     }
     if (path === '/v3/billdownload/file') {
       need('GET');
-      return (_b, _m, u) => {
-        const d = this.bills.download(u.searchParams, this.now());
+      return (_b, mchid, u) => {
+        const d = this.bills.download(u.searchParams, mchid, this.now());
         return { status: 200, file: { data: d.body, gzip: d.gzip } };
       };
     }
     throw new ApiFailure(404, 'NOT_FOUND', `接口不存在 (no APIv3 endpoint ${method} ${path} in the sandbox)`);
   }
 
-  /** `/v3/certificates`: legacy mode only; a public-key merchant has none (§2.3). */
-  private certificates(): Reply {
-    if (this.cfg.file.mode !== 'certificates') {
+  /** `/v3/certificates`: the signer's own platform certificates, encrypted with its APIv3 key; a public-key merchant has none (§2.3). */
+  private certificates(m: MerchantKeys): Reply {
+    if (m.mode !== 'certificates') {
       throw new ApiFailure(404, 'RESOURCE_NOT_EXISTS', '无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥');
     }
     return {
       status: 200,
       body: {
-        data: this.cfg.platform.map((p) => ({
+        data: m.platform.map((p) => ({
           serial_no: p.serial,
           effective_time: p.effectiveTime,
           expire_time: p.expireTime,
-          encrypt_certificate: encryptResource(p.pem, this.cfg.apiV3Key, 'certificate'),
+          encrypt_certificate: encryptResource(p.pem, m.apiV3Key, 'certificate'),
         })),
       },
     };
@@ -253,6 +285,12 @@ export class SandboxServer {
         });
         res.end(html);
         return;
+      }
+      case 'GET /sandbox/requests': {
+        // Filters for tests: ?mchid= (who claimed to sign), ?path= (prefix of the request path).
+        const mchid = u.searchParams.get('mchid');
+        const prefix = u.searchParams.get('path');
+        return this.json(res, 200, { requests: this.requests.filter((r) => (!mchid || r.mchid === mchid) && (!prefix || r.url.startsWith(prefix))) });
       }
       case 'GET /sandbox/orders':
         return this.json(res, 200, { orders: this.orderList() });
@@ -296,12 +334,13 @@ export class SandboxServer {
 
   orderList(): Record<string, unknown>[] {
     const now = this.now();
-    const names = new Map(this.cfg.file.sub_merchants.map((m) => [m.mchid, m.name]));
+    const names = this.cfg.names;
     return this.orders.all().map((o) => {
-      this.orders.settle(o, now);
       return {
         combine_out_trade_no: o.combine_out_trade_no,
         state: o.state,
+        /** Past time_expire and unpaid: the buyer can no longer pay (the state is unchanged). */
+        expired: this.orders.expired(o, now),
         code_url: o.code_url,
         total_amount: o.request.sub_orders.reduce((s, x) => s + x.amount.total_amount, 0),
         created_at: formatBeijing(o.created_at),
@@ -333,7 +372,8 @@ export class SandboxServer {
     const now = this.now();
     const o = this.orders.pay(b.code_url, outcome, now);
     if (o.state === 'SUCCESS' && b.notify !== false) {
-      this.notifier.enqueue(this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
+      // A combine notification concerns the initiator: its keys sign and encrypt it.
+      this.notifier.enqueue(this.cfg.keys.get(o.request.combine_mchid)!, this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
     }
     return {
       combine_out_trade_no: o.combine_out_trade_no,
@@ -397,7 +437,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<RunningSandbox
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   sb.notifier.start();
-  opts.log?.({ event: 'listening', url, mode: sb.cfg.file.mode });
+  opts.log?.({ event: 'listening', url, mode: sb.cfg.initiator.mode });
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -51,6 +51,8 @@ export interface DeliveryLogEntry {
 
 export interface PendingDelivery {
   order: string;
+  /** The merchant whose keys sign it (absent in state written before per-merchant keys: the initiator). */
+  mchid?: string;
   notification_id: string;
   notify_url: string;
   body: string;

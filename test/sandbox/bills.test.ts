@@ -16,12 +16,12 @@ async function shiftClock(seconds: number) {
 }
 
 /** Apply, then download; returns the bill text (hash checked) and the raw answers. */
-async function fetchBill(query: string) {
-  const apply = await send(env, 'GET', query ? `/v3/bill/tradebill?${query}` : '/v3/bill/tradebill');
+async function fetchBill(query: string, as?: string) {
+  const apply = await send(env, 'GET', query ? `/v3/bill/tradebill?${query}` : '/v3/bill/tradebill', undefined, { as });
   if (apply.status !== 200) return { apply };
   await env.verifier.verify(Object.fromEntries(apply.headers.entries()), apply.raw);
   const u = new URL(apply.json.download_url);
-  const dl = await send(env, 'GET', u.pathname + u.search);
+  const dl = await send(env, 'GET', u.pathname + u.search, undefined, { as });
   const bytes = query.includes('tar_type=GZIP') ? gunzipSync(dl.raw) : dl.raw;
   return { apply, dl, bytes, text: bytes.toString('utf8') };
 }
@@ -49,7 +49,7 @@ afterAll(() => env.close());
 
 describe('trade bills', () => {
   it("today's bill is not ready yet: STATEMENT_CREATING", async () => {
-    const { apply } = await fetchBill(`bill_date=${day}&sub_mchid=${env.creds.subMerchants[0]!.mchid}`);
+    const { apply } = await fetchBill(`bill_date=${day}`, env.creds.subMerchants[0]!.mchid);
     expect([apply.status, apply.json.code]).toEqual([400, 'STATEMENT_CREATING']);
   });
 
@@ -65,7 +65,7 @@ describe('trade bills', () => {
 
     it('each sub-merchant bill lists exactly its paid sub-orders, amounts in yuan, hash matches', async () => {
       for (const m of env.creds.subMerchants.slice(0, 3)) {
-        const { apply, dl, bytes, text } = await fetchBill(`bill_date=${day}&sub_mchid=${m.mchid}`);
+        const { apply, dl, bytes, text } = await fetchBill(`bill_date=${day}`, m.mchid);
         expect(apply.status).toBe(200);
         expect(apply.json.hash_type).toBe('SHA1');
         expect(createHash('sha1').update(bytes!).digest('hex')).toBe(apply.json.hash_value);
@@ -92,34 +92,38 @@ describe('trade bills', () => {
     });
 
     it('never lists unpaid orders; the combine mchid alone and days without trades answer NO_STATEMENT_EXIST', async () => {
-      const { text } = await fetchBill(`bill_date=${day}&sub_mchid=${env.creds.subMerchants[0]!.mchid}`);
+      const { text } = await fetchBill(`bill_date=${day}`, env.creds.subMerchants[0]!.mchid);
       for (const no of unpaid) expect(text).not.toContain(no);
       expect((await fetchBill(`bill_date=${day}`)).apply.json.code).toBe('NO_STATEMENT_EXIST');
       const before = beijingDate(Date.now() - 86_400_000);
-      const { apply } = await fetchBill(`bill_date=${before}&sub_mchid=${env.creds.subMerchants[0]!.mchid}`);
+      const { apply } = await fetchBill(`bill_date=${before}`, env.creds.subMerchants[0]!.mchid);
       expect([apply.status, apply.json.code]).toEqual([400, 'NO_STATEMENT_EXIST']);
     });
 
     it('serves gzip when asked (hash over the uncompressed file) and the SUCCESS layout', async () => {
       const m = env.creds.subMerchants[1]!.mchid;
-      const plain = await fetchBill(`bill_date=${day}&sub_mchid=${m}`);
-      const gz = await fetchBill(`bill_date=${day}&sub_mchid=${m}&tar_type=GZIP`);
+      const plain = await fetchBill(`bill_date=${day}`, m);
+      const gz = await fetchBill(`bill_date=${day}&tar_type=GZIP`, m);
       expect(gz.dl!.raw.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
       expect(gz.text).toBe(plain.text);
       expect(gz.apply.json.hash_value).toBe(plain.apply.json.hash_value);
-      const succ = await fetchBill(`bill_date=${day}&sub_mchid=${m}&bill_type=SUCCESS`);
+      const succ = await fetchBill(`bill_date=${day}&bill_type=SUCCESS`, m);
       const bill = parseTradeBillText(succ.text!);
       expect(bill.billType).toBe('SUCCESS');
       expect(succ.text!.split('\r\n')[1]!.split(',`')).toHaveLength(20);
     });
 
     it('download needs a signed request and stops working after its validity', async () => {
-      const apply = await send(env, 'GET', `/v3/bill/tradebill?bill_date=${day}&sub_mchid=${env.creds.subMerchants[0]!.mchid}`);
+      const as = env.creds.subMerchants[0]!.mchid;
+      const apply = await send(env, 'GET', `/v3/bill/tradebill?bill_date=${day}`, undefined, { as });
       const u = new URL(apply.json.download_url);
       const unsigned = await send(env, 'GET', u.pathname + u.search, undefined, { authorization: null });
       expect(unsigned.status).toBe(401);
+      // Another merchant cannot download this merchant's bill.
+      const other = await send(env, 'GET', u.pathname + u.search, undefined, { as: env.creds.subMerchants[1]!.mchid });
+      expect([other.status, other.json.code]).toEqual([400, 'INVALID_REQUEST']);
       await shiftClock(36 * 3600 + 301);
-      const late = await send(env, 'GET', u.pathname + u.search);
+      const late = await send(env, 'GET', u.pathname + u.search, undefined, { as });
       expect([late.status, late.json.code]).toEqual([400, 'INVALID_REQUEST']);
       expect(late.json.message).toMatch(/过期|expired/);
       await shiftClock(36 * 3600);
@@ -132,7 +136,7 @@ describe('trade bills', () => {
       expect((await sandboxPost(env, '/sandbox/control/bill-adjust', { out_trade_no: b!.out_trade_no, drop: true })).status).toBe(200);
       expect((await sandboxPost(env, '/sandbox/control/bill-adjust', { extra: { mchid: m, out_trade_no: 'GHOST000001', amount: 999, bill_date: day } })).status).toBe(200);
       expect((await sandboxPost(env, '/sandbox/control/bill-adjust', { out_trade_no: 'NOSUCHSUB01', drop: true })).status).toBe(404);
-      const bill = parseTradeBillText((await fetchBill(`bill_date=${day}&sub_mchid=${m}`)).text!);
+      const bill = parseTradeBillText((await fetchBill(`bill_date=${day}`, m)).text!);
       const byNo = new Map(bill.records.map((r) => [r.out_trade_no, r]));
       expect(byNo.get(a!.out_trade_no)!.total_fee).toBe(a!.amount + 1);
       expect(byNo.has(b!.out_trade_no)).toBe(false);

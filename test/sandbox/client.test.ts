@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WechatPayClient } from '../../shared/wechatpay/client';
 import { ApiError, VerificationError } from '../../shared/wechatpay/errors';
 import { beijingDate } from '../../shared/wechatpay/time';
-import { combineRequest, receiver, sandboxPost, setup, waitFor, type Env } from './helpers';
+import { clientAs, combineRequest, receiver, sandboxPost, setup, waitFor, type Env } from './helpers';
 
 for (const mode of ['public key', 'platform certificates'] as const) {
   describe(`WechatPayClient against the sandbox (${mode})`, () => {
@@ -35,9 +35,11 @@ for (const mode of ['public key', 'platform certificates'] as const) {
       const req = combineRequest(env, {}, rx.url);
       const { code_url } = await client.combineNative(req);
       expect(code_url).toMatch(/^weixin:\/\//);
-      expect((await client.combineNative(req)).code_url).toBe(code_url);
+      // A re-request renews the code_url; the buyer pays the current one.
+      const renewed = (await client.combineNative(req)).code_url;
+      expect(renewed).not.toBe(code_url);
       expect((await client.combineQuery(req.combine_out_trade_no)).sub_orders[0]!.trade_state).toBe('NOTPAY');
-      await sandboxPost(env, '/sandbox/pay', { code_url, probes: 1 });
+      await sandboxPost(env, '/sandbox/pay', { code_url: renewed, probes: 1 });
       const n = await waitFor(() => parsed.find((p) => p.resource.combine_out_trade_no === req.combine_out_trade_no));
       expect(n.envelope.event_type).toBe('TRANSACTION.SUCCESS');
       const q = await client.combineQuery(req.combine_out_trade_no);
@@ -79,16 +81,17 @@ for (const mode of ['public key', 'platform certificates'] as const) {
       }
     });
 
-    it("fetches a sub-merchant's trade bill (plain and gzip) matching the paid orders", async () => {
+    it("a participant's own client fetches its own trade bill (plain and gzip) matching the paid orders", async () => {
+      const own = (i: number) => clientAs(env, env.participants[i]!);
       const day = beijingDate(Date.now());
       const req = combineRequest(env, {}, rx.url);
       const { code_url } = await client.combineNative(req);
       await sandboxPost(env, '/sandbox/pay', { code_url, notify: false });
-      await expect(client.applyTradeBill({ bill_date: day, sub_mchid: env.creds.subMerchants[0]!.mchid })).rejects.toMatchObject({ code: 'STATEMENT_CREATING' });
+      await expect(own(0).applyTradeBill({ bill_date: day })).rejects.toMatchObject({ code: 'STATEMENT_CREATING' });
       await sandboxPost(env, '/sandbox/control/clock', { offset_seconds: 36 * 3600 });
       try {
         for (const tar of [undefined, 'GZIP'] as const) {
-          const bill = await client.fetchTradeBill({ bill_date: day, sub_mchid: env.creds.subMerchants[1]!.mchid, tar_type: tar });
+          const bill = await own(1).fetchTradeBill({ bill_date: day, tar_type: tar });
           const row = bill.records.find((r) => r.out_trade_no === req.sub_orders[1]!.out_trade_no);
           expect(row).toMatchObject({ total_fee: 1250, attach: req.combine_out_trade_no });
           expect(bill.summary.total_count).toBe(bill.records.length);

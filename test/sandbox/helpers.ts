@@ -4,17 +4,41 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
-import { initSandbox, startSandbox, type SandboxOptions } from '../../shared/sandbox';
+import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { initSandbox, startSandbox, type InitOptions, type InitResult, type SandboxOptions } from '../../shared/sandbox';
+import { apiV3Key } from '../../shared/wechatpay/aead';
+import { WechatPayClient, type WechatPayClientOptions } from '../../shared/wechatpay/client';
 import { loadCredentials, type Credentials } from '../../shared/wechatpay/credentials';
 import { RequestSigner, createNonce, formatAuthorization, requestMessage, signMessage, unixSeconds } from '../../shared/wechatpay/sign';
 import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
 import type { CombineNativeRequest } from '../../shared/wechatpay/models';
 
+/** One merchant's own keys, read from its credentials folder (root for the initiator, merchants/<mchid>/ for a participant). */
+export interface MerchantCreds {
+  mchid: string;
+  certSerial: string;
+  privateKey: KeyObject;
+  apiV3Key: KeyObject;
+  /** Public-key mode when set (the merchant's wechatpay_public_key.pem and its id). */
+  wechatpayPublicKey?: { id: string; key: KeyObject };
+  dir: string;
+}
+
+export function loadMerchantCreds(dir: string): MerchantCreds {
+  const mj = JSON.parse(readFileSync(join(dir, 'merchant.json'), 'utf8')) as { mchid: string; cert_serial: string; apiv3_key: string; wechatpay_public_key_id?: string };
+  const wechatpayPublicKey = mj.wechatpay_public_key_id ? { id: mj.wechatpay_public_key_id, key: createPublicKey(readFileSync(join(dir, 'wechatpay_public_key.pem'))) } : undefined;
+  return { mchid: mj.mchid, certSerial: mj.cert_serial, privateKey: createPrivateKey(readFileSync(join(dir, 'apiclient_key.pem'))), apiV3Key: apiV3Key(mj.apiv3_key), wechatpayPublicKey, dir };
+}
+
 export interface Env {
   dir: string;
   url: string;
   creds: Credentials;
+  init: InitResult;
+  /** Every merchant with a credentials folder, the initiator included, by mchid. */
+  merchants: Map<string, MerchantCreds>;
+  /** Participants' mchids in sub_merchants order (with keys or not). */
+  participants: string[];
   /** Keys that sign the sandbox's answers, by serial (public key id or platform serials). */
   wechatKeys: Map<string, KeyObject>;
   verifier: Verifier;
@@ -22,21 +46,32 @@ export interface Env {
   close(): Promise<void>;
 }
 
-export async function setup(opts: { certificates?: boolean } & Partial<SandboxOptions> = {}): Promise<Env> {
+type WechatSide = { mchid: string; public_key_id?: string; public_key_file?: string; platform_certificates: { serial_no: string; cert_file: string }[] };
+
+export async function setup(opts: { certificates?: boolean; modes?: InitOptions['modes'] } & Partial<SandboxOptions> = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-test-'));
-  await initSandbox(dir, { certificates: opts.certificates });
+  const { certificates, modes, ...sandboxOpts } = opts;
+  const init = await initSandbox(dir, { certificates, modes });
   const creds = loadCredentials(join(dir, 'merchant'));
+  const merchants = new Map<string, MerchantCreds>([[init.mchid, loadMerchantCreds(init.merchantDir)]]);
+  for (const p of init.participants) if (p.dir) merchants.set(p.mchid, loadMerchantCreds(p.dir));
   const sbDir = join(dir, 'sandbox');
-  const cfg = JSON.parse(readFileSync(join(sbDir, 'sandbox.json'), 'utf8')) as { public_key_id: string; platform_certificates: { serial_no: string; cert_file: string }[] };
+  const cfg = JSON.parse(readFileSync(join(sbDir, 'sandbox.json'), 'utf8')) as WechatSide & { participants: WechatSide[] };
+  // Every key the sandbox may sign an answer or notification with, of every merchant.
   const wechatKeys = new Map<string, KeyObject>();
-  wechatKeys.set(cfg.public_key_id, createPublicKey(readFileSync(join(sbDir, 'wechatpay_public_key.pem'))));
-  for (const c of cfg.platform_certificates) wechatKeys.set(c.serial_no, new X509Certificate(readFileSync(join(sbDir, c.cert_file))).publicKey);
-  const base: SandboxOptions = { dir, port: 0, closeMinAgeSeconds: 300, ...opts };
+  for (const m of [cfg, ...cfg.participants]) {
+    if (m.public_key_id) wechatKeys.set(m.public_key_id, createPublicKey(createPrivateKey(readFileSync(join(sbDir, m.public_key_file!)))));
+    for (const c of m.platform_certificates) wechatKeys.set(c.serial_no, new X509Certificate(readFileSync(join(sbDir, c.cert_file))).publicKey);
+  }
+  const base: SandboxOptions = { dir, port: 0, closeMinAgeSeconds: 300, ...sandboxOpts };
   let running = await startSandbox(base);
   const env: Env = {
     dir,
     url: running.url,
     creds,
+    init,
+    merchants,
+    participants: init.participants.map((p) => p.mchid),
     wechatKeys,
     verifier: new Verifier({ keys: new PublicKeySource(wechatKeys) }),
     async restart(more = {}) {
@@ -67,12 +102,21 @@ export interface SendOptions {
   omit?: string[];
   /** Sign at another time (ms). */
   now?: number;
+  /** Sign as this merchant (its own key and serial; default the initiator). */
+  as?: string;
+}
+
+function merchant(env: Env, mchid: string | undefined): MerchantCreds {
+  const m = env.merchants.get(mchid ?? env.creds.mchid);
+  if (!m) throw new Error(`test setup: no credentials folder for mchid ${mchid}`);
+  return m;
 }
 
 /** A correctly signed request unless told otherwise; body sent exactly as given. */
 export async function send(env: Env, method: string, path: string, body?: string | object, o: SendOptions = {}): Promise<RawResponse> {
   const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-  const signer = new RequestSigner({ mchid: env.creds.mchid, serialNo: env.creds.certSerial, privateKey: env.creds.privateKey });
+  const m = merchant(env, o.as);
+  const signer = new RequestSigner({ mchid: m.mchid, serialNo: m.certSerial, privateKey: m.privateKey });
   const headers: Record<string, string> = {
     Accept: 'application/json',
     'User-Agent': 'sandbox-test/1.0',
@@ -111,16 +155,17 @@ export async function send(env: Env, method: string, path: string, body?: string
 }
 
 /** Builds an Authorization header by hand, with any field overridden. */
-export function manualAuthorization(env: Env, method: string, path: string, body: string, over: Partial<{ mchid: string; serial_no: string; timestamp: string; nonce_str: string; key: KeyObject; signedUrl: string; signedMethod: string; signedBody: string }> = {}): string {
+export function manualAuthorization(env: Env, method: string, path: string, body: string, over: Partial<{ as: string; mchid: string; serial_no: string; timestamp: string; nonce_str: string; key: KeyObject; signedUrl: string; signedMethod: string; signedBody: string }> = {}): string {
+  const m = merchant(env, over.as);
   const timestamp = over.timestamp ?? String(unixSeconds());
   const nonce = over.nonce_str ?? createNonce();
   const msg = requestMessage(over.signedMethod ?? method, over.signedUrl ?? path, timestamp, nonce, over.signedBody ?? body);
   return formatAuthorization({
-    mchid: over.mchid ?? env.creds.mchid,
+    mchid: over.mchid ?? m.mchid,
     nonce_str: nonce,
     timestamp,
-    serial_no: over.serial_no ?? env.creds.certSerial,
-    signature: signMessage(over.key ?? env.creds.privateKey, msg),
+    serial_no: over.serial_no ?? m.certSerial,
+    signature: signMessage(over.key ?? m.privateKey, msg),
   });
 }
 
@@ -145,6 +190,12 @@ export function combineRequest(env: Env, over: Partial<CombineNativeRequest> = {
     notify_url: notifyUrl,
     ...over,
   };
+}
+
+/** An APIv3 client of the project signing as that merchant, verifying with its own keys. */
+export function clientAs(env: Env, mchid: string, opts: Partial<WechatPayClientOptions> = {}): WechatPayClient {
+  const m = merchant(env, mchid);
+  return new WechatPayClient({ baseUrl: env.url, mchid: m.mchid, certSerial: m.certSerial, privateKey: m.privateKey, apiV3Key: m.apiV3Key, wechatpayPublicKey: m.wechatpayPublicKey, backoffBaseMs: 5, timeoutMs: 3000, ...opts });
 }
 
 export async function sandboxPost(env: Env, path: string, body: unknown): Promise<{ status: number; json: any }> {

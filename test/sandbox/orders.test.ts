@@ -109,13 +109,17 @@ describe('public-key mode', () => {
     expect([res.status, res.json.detail.field]).toEqual([400, '/combine_mchid']);
   });
 
-  it('re-request: same content → same code_url (any key order); different content → INVALID_REQUEST; reused sub number → OUT_TRADE_NO_USED', async () => {
+  it('re-request: same content (any key order) → a new code_url, the old one no longer pays; different content → INVALID_REQUEST; reused sub number → OUT_TRADE_NO_USED', async () => {
     const req = combineRequest(env);
     const a = await send(env, 'POST', CREATE, req);
     const reordered = Object.fromEntries(Object.entries(req).reverse());
     const b = await send(env, 'POST', CREATE, reordered);
     expect(b.status).toBe(200);
-    expect(b.json.code_url).toBe(a.json.code_url);
+    expect(b.json.code_url).toMatch(/^weixin:\/\//);
+    expect(b.json.code_url).not.toBe(a.json.code_url);
+    const old = await sandboxPost(env, '/sandbox/pay', { code_url: a.json.code_url, notify: false });
+    expect([old.status, old.json.code]).toEqual([400, 'CODE_URL_EXPIRED']);
+    expect((await send(env, 'GET', Q(req.combine_out_trade_no))).json.sub_orders[0].trade_state).toBe('NOTPAY');
     const changed = structuredClone(req);
     changed.sub_orders[0]!.amount.total_amount += 1;
     const c = await send(env, 'POST', CREATE, changed);
@@ -159,7 +163,8 @@ describe('public-key mode', () => {
       expect((await send(env, 'GET', Q(paidReq.combine_out_trade_no))).json.sub_orders[0].trade_state).toBe('USERPAYING');
       await shiftClock(env, 602);
       res = await send(env, 'POST', CLOSE(paidReq.combine_out_trade_no), closeBody(env, paidReq));
-      expect([res.status, res.json.code]).toEqual([202, 'USERPAYING']);
+      expect([res.status, res.json.code]).toEqual([202, 'USER_PAYING']);
+      await env.verifier.verify(Object.fromEntries(res.headers.entries()), res.raw);
       await sandboxPost(env, '/sandbox/pay', { code_url: p.json.code_url, outcome: 'SUCCESS', notify: false });
       res = await send(env, 'POST', CLOSE(paidReq.combine_out_trade_no), closeBody(env, paidReq));
       expect([res.status, res.json.code]).toEqual([400, 'ORDER_PAID']);
@@ -172,15 +177,22 @@ describe('public-key mode', () => {
     }
   });
 
-  it('honours time_expire: no payment after it, and the order reads CLOSED', async () => {
+  it('honours time_expire: no payment after it, yet the order stays NOTPAY until the merchant closes it', async () => {
     const req = combineRequest(env, { time_expire: formatBeijing(Date.now() + 120_000) });
     const c = await send(env, 'POST', CREATE, req);
     await shiftClock(env, 181);
     try {
       const pay = await sandboxPost(env, '/sandbox/pay', { code_url: c.json.code_url });
-      expect([pay.status, pay.json.code]).toEqual([400, 'ORDER_CLOSED']);
+      expect([pay.status, pay.json.code]).toEqual([400, 'ORDER_EXPIRED']);
       expect(pay.json.message).toMatch(/最晚支付/);
+      expect((await send(env, 'GET', Q(req.combine_out_trade_no))).json.sub_orders.map((s: any) => s.trade_state)).toEqual(['NOTPAY', 'NOTPAY']);
+      const listed = (await sandboxGet(env, '/sandbox/orders')).orders.find((o: any) => o.combine_out_trade_no === req.combine_out_trade_no);
+      expect([listed.state, listed.expired]).toEqual(['NOTPAY', true]);
+      await shiftClock(env, 301);
+      const closed = await send(env, 'POST', CLOSE(req.combine_out_trade_no), closeBody(env, req));
+      expect(closed.status).toBe(204);
       expect((await send(env, 'GET', Q(req.combine_out_trade_no))).json.sub_orders[1].trade_state).toBe('CLOSED');
+      expect((await sandboxPost(env, '/sandbox/pay', { code_url: c.json.code_url })).json.code).toBe('ORDER_CLOSED');
     } finally {
       await shiftClock(env, 0);
     }
