@@ -1,13 +1,17 @@
 /**
- * Electron main process: a thin shell. It starts the terminal services (the embedded default, or a
- * configured remote relay), serves the built renderer from `app://pos/`, and wires IPC. Security
- * checklist: sandboxed renderer with context isolation and no Node, strict CSP on every response,
- * navigation/new windows denied, permissions denied, every IPC sender checked (electron/ipc.ts).
+ * Electron main process: a thin shell over the terminal services, which reach a relay over HTTP.
+ * It contains the terminal only: never the relay (the merchant-key holder) nor the sandbox; the
+ * embedded default runs in `npm start`'s own process (scripts/start.ts), which passes its relay
+ * here in the environment. It serves the built renderer from `app://pos/` and wires IPC.
+ * Security checklist: sandboxed renderer with context isolation and no Node, strict CSP on every
+ * response, navigation/new windows denied, permissions denied, every IPC sender checked
+ * (electron/ipc.ts). One instance: a second start focuses the first one's window.
  */
 import { app, BrowserWindow, ipcMain, protocol, session, shell } from 'electron';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
+import { installProcessPolicy } from '../shared/terminal/process-policy';
 import { startTerminalServices, type TerminalServices } from '../shared/terminal/services';
 import { CSP } from '../shared/terminal/web-host';
 import { APP_ORIGIN, forwardEvents, registerIpcHandlers } from './ipc';
@@ -22,18 +26,26 @@ app.enableSandbox();
 
 const rendererDir = resolve(process.env.POS_RENDERER_DIR ?? join(__dirname, '..', 'renderer'));
 let services: TerminalServices | null = null;
-let stop: (() => Promise<void>) | null = null;
 let sandboxOrigin: string | null = null;
+let mainWindow: BrowserWindow | null = null;
+let stopping: Promise<void> | null = null;
+
+/** Stops the services once (their print queue finishes the job it is sending). */
+const stop = (): Promise<void> => {
+  stopping ??= services ? services.close().catch(() => undefined) : Promise.resolve();
+  return stopping;
+};
+
+installProcessPolicy({ name: 'electron', shutdown: stop, exit: (code) => app.exit(code) });
 
 /**
- * Three ways to run, in order: `npm start` already runs the embedded stack in Node and passes its
- * relay via POS_RELAY_URL/POS_TERMINAL_TOKEN/POS_MANAGER_TOKEN/POS_SANDBOX_URL (so Electron never
- * loads better-sqlite3 built for Node); a relay configured in `<userData>/settings.json` (real
- * use); otherwise the embedded default in this process (packaged app, better-sqlite3 rebuilt).
+ * Two ways to run: `npm start` runs the embedded stack in its own Node process and passes its
+ * relay in POS_RELAY_URL/POS_TERMINAL_TOKEN/POS_MANAGER_TOKEN/POS_SANDBOX_URL (kept in a separate
+ * folder so a demo never overwrites the counter's settings); otherwise the relay configured in
+ * `<userData>/settings.json` (real use; unconfigured, the app opens on its Settings screen).
  */
 async function startServices(): Promise<void> {
   const userData = app.getPath('userData');
-  const settingsPath = join(userData, 'settings.json');
   const env = process.env;
   if (env.POS_RELAY_URL) {
     services = await startTerminalServices({
@@ -41,26 +53,9 @@ async function startServices(): Promise<void> {
       settingsOverrides: { relay_url: env.POS_RELAY_URL, terminal_token: env.POS_TERMINAL_TOKEN ?? '', manager_token: env.POS_MANAGER_TOKEN ?? '' },
     });
     sandboxOrigin = env.POS_SANDBOX_URL ? new URL(env.POS_SANDBOX_URL).origin : null;
-    stop = () => services!.close();
     return;
   }
-  let remote = false;
-  try {
-    remote = !!(JSON.parse(readFileSync(settingsPath, 'utf8')) as { relay_url?: string }).relay_url;
-  } catch {
-    remote = false;
-  }
-  if (remote) {
-    services = await startTerminalServices({ settingsPath, userDataDir: userData, shell: 'electron' });
-    stop = () => services!.close();
-    return;
-  }
-  // Loaded lazily: the relay's native SQLite module is only needed on the embedded default.
-  const { startEmbedded } = await import('../shared/terminal/embedded');
-  const e = await startEmbedded({ dataDir: env.POS_DATA_DIR || join(userData, 'embedded'), webHost: false, shell: 'electron', rendererDir });
-  services = e.services;
-  sandboxOrigin = new URL(e.sandboxUrl).origin;
-  stop = () => e.close();
+  services = await startTerminalServices({ userDataDir: userData, shell: 'electron' });
 }
 
 function serveApp(): void {
@@ -120,23 +115,41 @@ async function createWindow(): Promise<void> {
       disableBlinkFeatures: 'Auxclick',
     },
   });
+  mainWindow = win;
   const offEvents = forwardEvents(services!, win.webContents);
-  win.on('closed', offEvents);
+  win.on('closed', () => {
+    offEvents();
+    if (mainWindow === win) mainWindow = null;
+  });
   win.once('ready-to-show', () => win.show());
   await win.loadURL(`${APP_ORIGIN}/index.html`);
 }
 
-app.whenReady().then(async () => {
-  harden();
-  serveApp();
-  await startServices();
-  registerIpcHandlers(ipcMain, services!);
-  await createWindow();
-}).catch((err: unknown) => {
-  console.error(`cannot start: ${(err as Error).message}`);
-  app.exit(1);
-});
+// One copy per user: a second one would print the same receipts and hold a second event stream.
+if (!app.requestSingleInstanceLock()) {
+  console.error('[electron] the cashier app is already running: its window was brought to the front');
+  app.exit(0);
+} else {
+  app.on('second-instance', () => {
+    const win = mainWindow;
+    if (!win) return;
+    if (win.isMinimized()) win.restore();
+    win.show();
+    win.focus();
+  });
 
-app.on('window-all-closed', () => {
-  void (stop?.() ?? Promise.resolve()).finally(() => app.quit());
-});
+  app.whenReady().then(async () => {
+    harden();
+    serveApp();
+    await startServices();
+    registerIpcHandlers(ipcMain, services!);
+    await createWindow();
+  }).catch((err: unknown) => {
+    console.error(`[electron] cannot start: ${(err as Error).message}`);
+    void stop().finally(() => app.exit(1));
+  });
+
+  app.on('window-all-closed', () => {
+    void stop().finally(() => app.quit());
+  });
+}

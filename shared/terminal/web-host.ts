@@ -53,6 +53,8 @@ export interface WebHost {
   launchUrl(): string;
   /** Name of the session cookie (carries the port: two hosts on one machine keep theirs apart). */
   cookieName: string;
+  /** Called each time a start code is exchanged (a browser opened the app). */
+  onSession(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const sessions = new Set<string>();
   let port = 0;
   let cookieName = 'pos_session';
+  const sessionListeners = new Set<() => void>();
 
   const cookieValue = (req: IncomingMessage): string | null => {
     for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -117,6 +120,13 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       'referrer-policy': 'no-referrer',
     });
     res.end();
+    for (const l of sessionListeners) {
+      try {
+        l();
+      } catch {
+        // a listener's failure is not the browser's
+      }
+    }
   };
 
   const send = (res: ServerResponse, status: number, body: unknown): void => {
@@ -233,6 +243,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     origin,
     secret,
     cookieName,
+    onSession: (listener) => {
+      sessionListeners.add(listener);
+      return () => sessionListeners.delete(listener);
+    },
     launchUrl: () => {
       const code = randomBytes(24).toString('base64url');
       codes.set(digest(code), now() + codeTtlMs);
