@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createOrder, EventsClient, sleep, startEnv, type Env } from './env';
+import { api, createOrder, EventsClient, startEnv, until, type Env } from './env';
 import { NotificationForge, post } from './forge';
 
 let env: Env;
@@ -12,6 +12,15 @@ beforeAll(async () => {
   forge = new NotificationForge(env.dir);
 });
 afterAll(async () => env?.close());
+
+/**
+ * Pushes are sent in order: once a later change's push has arrived, every push sent before it
+ * (a duplicate included) has arrived too. The later change: a new order created.
+ */
+async function barrier(ws: EventsClient): Promise<void> {
+  const later = await createOrder(env);
+  await ws.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === later.combine_out_trade_no);
+}
 
 const stateOf = async (no: string) => (await api(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body.state;
 
@@ -25,11 +34,11 @@ describe('payment notifications', () => {
     expect(replies.every((r) => r.status === 204)).toBe(true);
     expect(await stateOf(order.combine_out_trade_no)).toBe('SUCCESS');
     await ws.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === order.combine_out_trade_no && m.order.state === 'SUCCESS');
-    await sleep(300);
+    await barrier(ws);
     expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
     // A later re-delivery with a new id is still a no-op (the state is final).
     expect((await post(env.relayUrl, forge.build(order))).status).toBe(204);
-    await sleep(200);
+    await barrier(ws);
     expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
     ws.close();
   });
@@ -99,7 +108,8 @@ describe('payment notifications', () => {
   it('logs are JSON and never contain tokens, keys or decrypted payloads', async () => {
     const order = await createOrder(env, [1234, 4321]);
     expect((await post(env.relayUrl, forge.build(order))).status).toBe(204);
-    await sleep(200);
+    // The state-change line is written before the 204; wait for it rather than a fixed time.
+    await until(async () => logLines.some((l) => l.includes(order.combine_out_trade_no) && l.includes('order state changed')), 5000, 20);
     expect(logLines.length).toBeGreaterThan(5);
     for (const l of logLines) expect(() => JSON.parse(l)).not.toThrow();
     const all = logLines.join('\n');
