@@ -197,7 +197,6 @@ const MIGRATIONS: { version: number; sql: string }[] = [
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */
 export const ORDER_HORIZON_MS = 8 * 86_400_000;
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /**
  * The database holds order history and token hashes: owner-only. A folder the relay creates

@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization',
   'token', '*.token', 'apiv3_key', '*.apiv3_key', 'privateKey', '*.privateKey', 'apiV3Key', '*.apiV3Key',
   'resource', '*.resource', 'plaintext', '*.plaintext', 'ciphertext', '*.ciphertext',

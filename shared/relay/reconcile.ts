@@ -11,7 +11,7 @@ import { RelayError } from './errors';
 import { isNotFound } from './upstream';
 
 /** Who the audit log names for the reconciler's automatic closes. */
-export const AUTO = 'auto';
+const AUTO = 'auto';
 
 export interface ReconcilerOptions {
   queryAfterSeconds: number;

@@ -321,12 +321,8 @@ export class OrderStore {
   /**
    * What a terminal starts from: every open order (newest `maxOpen`) and the `recent` orders
    * changed last within the past hour, newest first. Two index reads, bounded whatever the
-   * history (orders_open, orders_cursor).
+   * history (orders_open, orders_cursor). Rows: the caller builds Orders in slices.
    */
-  snapshot(o: SnapshotBounds, now = Date.now()): Order[] {
-    return this.snapshotRows(o, now).map((r) => this.toOrder(r));
-  }
-
   snapshotRows(o: SnapshotBounds, now = Date.now()): OrderRow[] {
     const rows = new Map<string, OrderRow>();
     for (const r of this.s.open.all(o.maxOpen) as OrderRow[]) rows.set(r.combine_out_trade_no, r);
