@@ -120,8 +120,12 @@ export interface BillMismatch {
 export interface BillMerchantTotals {
   mchid: string;
   name: string;
-  /** NO_STATEMENT_EXIST when that merchant had no trades; NOT_READY: STATEMENT_CREATING (WeChat still generating it) */
-  status: 'OK' | 'NO_STATEMENT' | 'NOT_READY' | 'FAILED';
+  /**
+   * NO_STATEMENT_EXIST when that merchant had no trades; NOT_READY: STATEMENT_CREATING (WeChat
+   * still generating it); NO_KEYS: no `merchants/<mchid>/` keys at the relay, so its own bill
+   * cannot be applied for (contract §1.1).
+   */
+  status: 'OK' | 'NO_STATEMENT' | 'NOT_READY' | 'NO_KEYS' | 'FAILED';
   error?: string;
   bill_count: number;
   /** fen */
@@ -137,7 +141,13 @@ export interface ReconciliationReport {
   bill_date: string;
   generated_at: string;
   merchants: BillMerchantTotals[];
+  /** The first mismatches found (at most 1,000 are kept); `mismatch_count` counts them all. */
   mismatches: BillMismatch[];
+  /** Extension: every mismatch found, also those not kept in `mismatches`. */
+  mismatch_count: number;
+  /** Extension: true when `mismatches` holds fewer than `mismatch_count`. */
+  mismatches_truncated: boolean;
+  /** True only when every merchant's bill was compared (OK or NO_STATEMENT) and nothing differed. */
   ok: boolean;
 }
 

@@ -36,6 +36,8 @@ export interface RelayConfig {
   maxConnections: number;
   /** Extension RELAY_EVENTS_PER_TERMINAL: `/v1/events` sockets per terminal; a new one closes the oldest. */
   eventsPerTerminal: number;
+  /** Extension RELAY_BILL_MAX_MISMATCHES: mismatches kept in one bill report (all are counted). */
+  billMaxMismatches: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -101,5 +103,6 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
     bodyTimeoutMs: int(env, 'RELAY_BODY_TIMEOUT_MS', 5_000, 100, 600_000),
     maxConnections: int(env, 'RELAY_MAX_CONNECTIONS', 4096, 1, 1_000_000),
     eventsPerTerminal: int(env, 'RELAY_EVENTS_PER_TERMINAL', 4, 1, 1000),
+    billMaxMismatches: int(env, 'RELAY_BILL_MAX_MISMATCHES', 1000, 1, 100_000),
   };
 }

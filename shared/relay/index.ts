@@ -3,7 +3,8 @@
  * `startRelay(config)` wires the parts; `addTerminal` issues a terminal token.
  */
 import { loadCredentials, type Credentials } from '../wechatpay/credentials';
-import { WechatPayClient } from '../wechatpay/client';
+import { WechatPayClient, type ClientOverrides } from '../wechatpay/client';
+import { MerchantClients } from '../wechatpay/merchant-keys';
 import { Authenticator, createTerminal, type Role } from './auth';
 import { BillService } from './bills';
 import { openDb } from './db';
@@ -15,12 +16,12 @@ import { OrderService } from './orders';
 import { Reconciler } from './reconcile';
 import { RelayServer } from './server';
 import { OrderStore } from './store';
-import type { PayClient } from './upstream';
+import type { PayClient, PayClients } from './upstream';
 import type { RelayConfig } from './config';
 
 export { loadRelayConfig, ConfigError, type RelayConfig } from './config';
 export { RelayError } from './errors';
-export type { PayClient } from './upstream';
+export type { PayClient, PayClients } from './upstream';
 
 export interface RelayHandle {
   url: string;
@@ -28,8 +29,10 @@ export interface RelayHandle {
 }
 
 export interface StartRelayOptions {
-  /** Defaults to a WechatPayClient built from the credentials folder. */
-  client?: PayClient;
+  /** Defaults to one WechatPayClient per merchant with keys in the credentials folder. */
+  clients?: PayClients;
+  /** Options for the default clients (timeouts, retries). */
+  clientOptions?: ClientOverrides;
   credentials?: Credentials;
   log?: Logger;
 }
@@ -37,26 +40,28 @@ export interface StartRelayOptions {
 export async function startRelay(config: RelayConfig, opts: StartRelayOptions = {}): Promise<RelayHandle> {
   const log = opts.log ?? createLogger(config.logLevel);
   const credentials = opts.credentials ?? loadCredentials(config.credentialsDir);
-  const owned = opts.client ? null : WechatPayClient.fromCredentials(credentials, { baseUrl: config.baseUrl });
-  const client: PayClient = opts.client ?? owned!;
+  // One client per merchant, each with its own keys and (certificate mode) its own platform
+  // certificate store; keys were parsed once by loadCredentials.
+  const owned = opts.clients ? null : MerchantClients.fromCredentials<PayClient>(credentials, (k) => WechatPayClient.fromCredentials(k, { baseUrl: config.baseUrl, ...opts.clientOptions }));
+  const clients: PayClients = opts.clients ?? owned!;
   const db = openDb(config.dbPath, { synchronous: config.dbSynchronous });
   const checkpointer = startCheckpointer(config.dbPath, 500, (message) => log.warn({ err: message }, 'checkpoint failed'));
   const store = new OrderStore(db);
   const auth = new Authenticator(db);
   const hub = new EventHub(store, auth, log, { heartbeatMs: config.heartbeatSeconds * 1000, perTerminal: config.eventsPerTerminal });
   const orders = new OrderService({
-    store, client, credentials, log,
+    store, clients, credentials, log,
     notifyUrl: `${config.publicUrl}/wechatpay/notify`,
     queryAfterSeconds: config.queryAfterSeconds,
     closeMinAgeSeconds: config.closeMinAgeSeconds,
     defaultExpireMinutes: config.defaultExpireMinutes,
     onAlert: (a) => hub.alert(a),
   });
-  const notify = new NotificationHandler(db, store, orders, client, credentials, config.notifyMaxBytes, log);
+  const notify = new NotificationHandler(db, store, orders, clients, credentials, config.notifyMaxBytes, log);
   const reconciler = new Reconciler(store, orders, log, {
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });
-  const bills = new BillService({ db, client, credentials, log, publish: (e) => hub.publish(e) });
+  const bills = new BillService({ db, clients, credentials, log, publish: (e) => hub.publish(e), maxMismatches: config.billMaxMismatches });
   const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, limits: config, beforeDbClose: () => checkpointer.stop() });
   let url: string;
   try {
@@ -67,7 +72,11 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     throw err;
   }
   reconciler.start();
-  log.info({ url, mchid: credentials.mchid, sub_merchants: credentials.subMerchants.length }, 'relay listening');
+  log.info({
+    url, mchid: credentials.mchid, sub_merchants: credentials.subMerchants.length,
+    // Who can act for itself here (bills, refunds, single sales); the others sell in combined orders only.
+    merchants_with_keys: credentials.subMerchants.filter((s) => clients.has(s.mchid)).map((s) => s.mchid),
+  }, 'relay listening');
   return {
     url,
     close: async () => {

@@ -11,7 +11,7 @@ import type { Db } from './db';
 import type { Logger } from './log';
 import { checkCombine, checkResult, transitionOf, type OrderService, type Ours } from './orders';
 import { subKey, type Change, type OrderStore } from './store';
-import type { PayClient } from './upstream';
+import type { PayClient, PayClients } from './upstream';
 import { readBody } from './body';
 import { RelayError } from './errors';
 
@@ -30,7 +30,7 @@ export class NotificationHandler {
     db: Db,
     private readonly store: OrderStore,
     private readonly orders: OrderService,
-    private readonly client: PayClient,
+    private readonly clients: PayClients,
     private readonly ours: Ours,
     private readonly maxBytes: number,
     private readonly log: Logger,
@@ -78,7 +78,11 @@ export class NotificationHandler {
     }
     let parsed: Awaited<ReturnType<PayClient['parseNotification']>>;
     try {
-      parsed = await this.client.parseNotification(req.headers, raw);
+      // Key selection among all merchants' keys by Wechatpay-Serial, decryption with the APIv3
+      // key of the merchant holding it, and the check that the resource is about that merchant
+      // (merchant-keys.ts). A combine payment notification is the initiator's; the sub-orders
+      // are then checked against what we created (checkResult).
+      parsed = (await this.clients.parseNotification(req.headers, raw)).parsed;
     } catch (err) {
       if (err instanceof VerificationError) {
         this.log.warn({ code: err.code }, 'notification refused: verification');

@@ -10,12 +10,13 @@ import type { Logger } from './log';
 import { RelayError } from './errors';
 import { newCombineOutTradeNo, subOutTradeNo } from './ids';
 import type { OrderRow, OrderStore, SubOrderRow, Transition } from './store';
-import { errorCode, isAmbiguous, isNotFound, upstreamError, type PayClient } from './upstream';
+import { errorCode, isAmbiguous, isNotFound, upstreamError, type PayClient, type PayClients } from './upstream';
 import { requestHash, validateCreateOrder, type ValidOrderInput } from './validate';
 
 export interface OrderServiceOptions {
   store: OrderStore;
-  client: PayClient;
+  /** Every merchant's client; combined orders are created, queried and closed by the initiator. */
+  clients: PayClients;
   credentials: Credentials;
   notifyUrl: string;
   queryAfterSeconds: number;
@@ -101,8 +102,13 @@ export class OrderService {
     return this.o.store;
   }
 
+  /** The initiator's client: combine create, query and close are the initiator's calls. */
   storeClient(): PayClient {
-    return this.o.client;
+    return this.o.clients.initiator;
+  }
+
+  private get client(): PayClient {
+    return this.o.clients.initiator;
   }
 
   get(no: string): Order {
@@ -189,7 +195,7 @@ export class OrderService {
     const row = this.o.store.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     try {
-      const res = await this.o.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
+      const res = await this.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
       this.o.store.markCreated(no, res.code_url);
       this.o.log.info({ order: no }, 'order created at WeChat Pay');
       return this.get(no);
@@ -232,7 +238,7 @@ export class OrderService {
     const order = this.get(no);
     if (FINAL.has(order.state) || order.creation !== 'CREATED') return order;
     try {
-      return this.applyResult(no, await this.o.client.combineQuery(no), 'query');
+      return this.applyResult(no, await this.client.combineQuery(no), 'query');
     } catch (err) {
       throw upstreamError(err);
     }
@@ -275,7 +281,7 @@ export class OrderService {
     }
     let result: CombineOrderResult | null = null;
     try {
-      result = await this.o.client.combineQuery(no);
+      result = await this.client.combineQuery(no);
     } catch (err) {
       if (!isNotFound(err)) throw upstreamError(err);
     }
@@ -290,7 +296,7 @@ export class OrderService {
     if (after.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
     const subs = this.o.store.subRows(no);
     try {
-      await this.o.client.combineClose(no, {
+      await this.client.combineClose(no, {
         combine_appid: this.o.credentials.appid,
         sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no })),
       });
@@ -300,7 +306,7 @@ export class OrderService {
         // A second close answers ORDER_CLOSED: it is closed, which is what we wanted.
       } else if (code === 'ORDER_PAID' || code === 'ORDERPAID') {
         try {
-          this.applyResult(no, await this.o.client.combineQuery(no), 'close query');
+          this.applyResult(no, await this.client.combineQuery(no), 'close query');
         } catch { /* the reconciler will query again */ }
         throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
       } else if (code === 'USERPAYING' || code === 'USER_PAYING') {

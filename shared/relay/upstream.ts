@@ -3,21 +3,31 @@
  * interface, and how client errors become contract errors (502 `UPSTREAM_<code>`).
  */
 import type {
-  CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult, NotificationEnvelope,
+  CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult,
   TradeBillRecord, TradeBillRequest, TradeBillResponse, TradeBillSummary,
 } from '../wechatpay/models';
-import { ApiError, TransportError, ValidationError, WechatPayError } from '../wechatpay/errors';
+import { ApiError, MerchantKeysMissingError, TransportError, ValidationError, WechatPayError } from '../wechatpay/errors';
+import type { MerchantClient, MerchantClients } from '../wechatpay/merchant-keys';
+import type { ParsedNotification } from '../wechatpay/notification';
 import { RelayError } from './errors';
 
-export interface PayClient {
+/** One merchant's client: it signs as that merchant and verifies with that merchant's keys. */
+export interface PayClient extends MerchantClient<ParsedNotification> {
   combineNative(req: CombineNativeRequest): Promise<CombineNativeResponse>;
   combineQuery(combineOutTradeNo: string): Promise<CombineOrderResult>;
   combineClose(combineOutTradeNo: string, req: CombineCloseRequest): Promise<void>;
   applyTradeBill(req: TradeBillRequest): Promise<TradeBillResponse>;
   /** Download → gunzip → SHA1 check → parse, streaming. */
   downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): AsyncIterable<TradeBillRecord> & { summary(): Promise<TradeBillSummary> };
-  parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<{ envelope: NotificationEnvelope; resource: CombineOrderResult }>;
+  parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<ParsedNotification>;
 }
+
+/**
+ * Every merchant's client, by mchid (contract §1.1): `initiator` for combine create, query and
+ * close; `get(mchid)` for what a participant does as itself (its bill, its refunds), which
+ * throws MerchantKeysMissingError → 409 MERCHANT_KEYS_MISSING for a merchant without keys.
+ */
+export type PayClients = MerchantClients<PayClient>;
 
 export function errorCode(err: unknown): string {
   return err instanceof WechatPayError ? err.code.toUpperCase() : 'INTERNAL';
@@ -30,8 +40,14 @@ export const isAmbiguous = (err: unknown): boolean => err instanceof TransportEr
 
 export function upstreamError(err: unknown, extra: Record<string, unknown> = {}): RelayError {
   if (err instanceof RelayError) return err;
+  if (err instanceof MerchantKeysMissingError) return merchantKeysMissing(err.mchid);
   if (err instanceof ValidationError) return new RelayError(400, 'INVALID_FIELD', err.message, { field: err.field, ...extra });
   const code = errorCode(err);
   const message = err instanceof Error ? err.message : String(err);
   return new RelayError(502, `UPSTREAM_${code}`, `WeChat Pay: ${message}`, { upstream_code: code, ...extra });
+}
+
+/** 409 MERCHANT_KEYS_MISSING naming the merchant (contract §1.1). */
+export function merchantKeysMissing(mchid: string): RelayError {
+  return new RelayError(409, 'MERCHANT_KEYS_MISSING', `merchant ${mchid} has no keys at this relay: add its folder merchants/${mchid}/ to the credentials folder`, { mchid });
 }

@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { verifiedBillStream, checkBillApplyResponse, type TradeBillStream } from './bill';
 import { PlatformCertificateStore } from './certificates';
 import { buildCombineCloseBody, buildCombineNativeBody, parseCombineOrderResult, validateOrderNo } from './combine';
-import type { Credentials } from './credentials';
+import type { MerchantKeys } from './credentials';
 import { ApiError, ConfigError, ResponseError, ValidationError } from './errors';
 import type { CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult, TradeBillRecord, TradeBillRequest, TradeBillResponse, TradeBillSummary } from './models';
 import { parseNotification, type ParsedNotification } from './notification';
@@ -54,7 +54,7 @@ export class WechatPayClient {
   private readonly transport: Transport;
   private readonly apiV3Key: KeyObject;
 
-  static fromCredentials(creds: Credentials, opts: ClientOverrides = {}): WechatPayClient {
+  static fromCredentials(creds: MerchantKeys, opts: ClientOverrides = {}): WechatPayClient {
     return new WechatPayClient({
       mchid: creds.mchid,
       certSerial: creds.certSerial,
@@ -108,6 +108,21 @@ export class WechatPayClient {
     this.certificates?.start();
   }
 
+  /** Platform-certificate mode (certificates downloaded and rotated for this merchant). */
+  get certificateMode(): boolean {
+    return this.certificates !== null;
+  }
+
+  /** Whether a key with this `Wechatpay-Serial` is known now (no download). */
+  hasVerificationKey(serial: string): boolean {
+    return this.verifier.knows(serial);
+  }
+
+  /** Unknown-serial path: refresh this merchant's certificates (rate-limited by the store). */
+  refreshVerificationKeys(): Promise<boolean> {
+    return this.verifier.refreshKeys();
+  }
+
   /** Stops the certificate refresh timer (the timer is unref'd anyway). */
   close(): void {
     this.certificates?.stop();
@@ -157,14 +172,13 @@ export class WechatPayClient {
     }
   }
 
-  /** `GET /v3/bill/tradebill` → hash + download URL. */
+  /**
+   * `GET /v3/bill/tradebill` → hash + download URL: this merchant's own bill. In merchant (直连)
+   * mode there is no `sub_mchid`: every participant applies for its bill with its own keys.
+   */
   async applyTradeBill(req: TradeBillRequest): Promise<TradeBillResponse> {
     if (!req || typeof req.bill_date !== 'string' || !RE_DATE.test(req.bill_date)) throw new ValidationError('/bill_date', 'must be yyyy-MM-dd');
     const q = new URLSearchParams({ bill_date: req.bill_date });
-    if (req.sub_mchid !== undefined) {
-      if (!/^\d{1,32}$/.test(req.sub_mchid)) throw new ValidationError('/sub_mchid', 'must be 1–32 digits');
-      q.set('sub_mchid', req.sub_mchid);
-    }
     if (req.bill_type !== undefined) {
       if (!['ALL', 'SUCCESS', 'REFUND'].includes(req.bill_type)) throw new ValidationError('/bill_type', 'must be ALL, SUCCESS or REFUND');
       q.set('bill_type', req.bill_type);

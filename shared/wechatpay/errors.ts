@@ -69,11 +69,24 @@ export type NotificationCode =
   | 'NOTIFICATION_MALFORMED'     // body is not a JSON notification envelope
   | 'EVENT_TYPE_UNSUPPORTED'     // event_type other than TRANSACTION.SUCCESS
   | 'RESOURCE_TYPE_UNSUPPORTED'  // resource_type / original_type not an encrypted transaction
-  | 'RESOURCE_INVALID';          // decrypted, but not a combine order
+  | 'RESOURCE_INVALID'           // decrypted, but not a combine order
+  | 'MERCHANT_MISMATCH';         // signed and encrypted by one merchant, but about another
 
 export class NotificationError extends WechatPayError {
   constructor(code: NotificationCode, message: string) {
     super(code, message);
+  }
+}
+
+/**
+ * What needs a participant's own keys (its bill, its refunds, a sale of its own) was asked for a
+ * merchant without a `merchants/<mchid>/` folder. Nothing was sent.
+ */
+export class MerchantKeysMissingError extends WechatPayError {
+  readonly mchid: string;
+  constructor(mchid: string) {
+    super('MERCHANT_KEYS_MISSING', `merchant ${mchid} has no keys here (add its folder merchants/${mchid}/ to the credentials folder)`);
+    this.mchid = mchid;
   }
 }
 

@@ -97,8 +97,6 @@ export interface TradeBillRequest {
   bill_date: string;
   bill_type?: BillType;
   tar_type?: 'GZIP';
-  /** Extension (see UNCONFIRMED in reference §6.1): which sub-merchant's bill, when the caller may fetch it. */
-  sub_mchid?: string;
 }
 
 export interface TradeBillResponse {

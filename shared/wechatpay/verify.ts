@@ -74,6 +74,16 @@ export class Verifier {
     this.now = opts.now ?? Date.now;
   }
 
+  /** Whether a key for this serial is known now (no refresh). */
+  knows(serial: string): boolean {
+    return this.opts.keys.get(serial) !== undefined;
+  }
+
+  /** Asks the key source for new keys (platform certificates; rate-limited by the source). */
+  async refreshKeys(): Promise<boolean> {
+    return this.opts.keys.refresh ? this.opts.keys.refresh() : false;
+  }
+
   /**
    * Rejects with VerificationError unless the headers sign exactly these raw body bytes.
    * An unknown serial asks the key source to refresh once (platform certificates) first.

@@ -1,5 +1,3 @@
-import { WechatPayClient } from '../../shared/wechatpay/client';
-import { loadCredentials } from '../../shared/wechatpay/credentials';
 /**
  * Test wiring for the relay: a fresh sandbox (real HTTP server) and a relay on loopback,
  * port 0 everywhere, tokens for a cashier and a manager, and small HTTP/WebSocket helpers.
@@ -10,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
-import { initSandbox, startSandbox } from '../../shared/sandbox/index';
+import { initSandbox, startSandbox, type InitOptions, type InitResult } from '../../shared/sandbox/index';
 import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { createLogger } from '../../shared/relay/log';
@@ -34,6 +32,8 @@ export interface Env {
   cashier: string;
   manager: string;
   merchant: { mchid: string; appid: string; sub_merchants: { mchid: string; name: string }[] };
+  /** What the sandbox's init wrote: the initiator and every participant with its key mode. */
+  init: InitResult;
   restartRelay(): Promise<void>;
   stopRelay(): Promise<void>;
   close(): Promise<void>;
@@ -50,11 +50,14 @@ export interface EnvOptions {
   logLines?: string[];
   /** Build the relay's APIv3 client with these (e.g. a short timeout for timeout tests). */
   client?: { timeoutMs?: number; maxRetries?: number };
+  /** Sandbox init: key modes of the initiator and of each participant ('none' = no folder). */
+  init?: InitOptions;
 }
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'relay-e2e-'));
-  const { merchantDir } = await initSandbox(dir);
+  const init = await initSandbox(dir, o.init);
+  const { merchantDir } = init;
   const sandbox = await startSandbox({ dir, port: 0, timeScale: o.timeScale ?? 600, closeMinAgeSeconds: o.sandboxCloseMinAgeSeconds ?? o.closeMinAgeSeconds ?? 300 });
   const port = await freePort();
   const config = loadRelayConfig({
@@ -77,18 +80,17 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     const sink = new Writable({ write(chunk, _enc, cb) { o.logLines!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
     return createLogger('debug', sink);
   };
-  const makeClient = () => (o.client ? WechatPayClient.fromCredentials(loadCredentials(merchantDir), { baseUrl: sandbox.url, ...o.client }) : undefined);
-  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog(), client: makeClient() });
+  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog(), clientOptions: o.client });
   const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
   return {
-    dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant,
+    dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant, init,
     async stopRelay() {
       await relay?.close();
       relay = null;
     },
     async restartRelay() {
       await relay?.close();
-      relay = await startRelay(config, { log: makeLog(), client: makeClient() });
+      relay = await startRelay(config, { log: makeLog(), clientOptions: o.client });
     },
     async close() {
       await relay?.close();

@@ -252,11 +252,11 @@ describe('trade bills over HTTP', () => {
 
   it('apply (signed query string) + streamed gzip download (signed, hash checked) → typed records and summary', async () => {
     serveBill(hash);
-    const { records, summary } = await client().fetchTradeBill({ bill_date: '2025-03-14', sub_mchid: '1900000110', tar_type: 'GZIP' });
+    const { records, summary } = await client().fetchTradeBill({ bill_date: '2025-03-14', tar_type: 'GZIP' });
     expect(records).toHaveLength(20);
     expect(records[19]).toMatchObject({ out_trade_no: 'S20251019', total_fee: 2000, mchid: '1900000110' });
     expect(summary.total_fee).toBe(21000);
-    expect(fake.requests.map((r) => r.url)).toEqual(['/v3/bill/tradebill?bill_date=2025-03-14&sub_mchid=1900000110&tar_type=GZIP', '/v3/billdownload/file?token=Tgz']);
+    expect(fake.requests.map((r) => r.url)).toEqual(['/v3/bill/tradebill?bill_date=2025-03-14&tar_type=GZIP', '/v3/billdownload/file?token=Tgz']);
     expect(fake.requests.every((r) => r.signatureOk)).toBe(true);
   });
 

@@ -76,20 +76,27 @@ for (const certificates of [false, true]) {
       await fetch(sb.url + '/sandbox/control/faults', { method: 'DELETE' });
     });
 
-    it('trade bill of a sub-merchant, plain and gzip, hash checked', async () => {
+    it("a participant's own trade bill, applied for with its own keys, plain and gzip, hash checked", async () => {
       const req = order();
       const { code_url } = await client.combineNative(req);
       await post('/sandbox/pay', { code_url, notify: false });
       const date = beijingDate(Date.now());
       // Bills are ready the next morning (Beijing time): move the sandbox's business clock.
       await post('/sandbox/control/clock', { offset_seconds: 86_400 + 12 * 3600 });
+      const keys = creds.participants.get(creds.subMerchants[1]!.mchid);
+      expect(keys, 'sandbox init writes merchants/<mchid>/ for every participant').toBeDefined();
+      expect(keys!.mchid).not.toBe(creds.mchid);
+      const own = WechatPayClient.fromCredentials(keys!, { baseUrl: sb.url, backoffBaseMs: 5 });
       for (const tar of [undefined, 'GZIP' as const]) {
-        const { records, summary } = await client.fetchTradeBill({ bill_date: date, sub_mchid: creds.subMerchants[1]!.mchid, tar_type: tar });
+        const { records, summary } = await own.fetchTradeBill({ bill_date: date, tar_type: tar });
         const mine = records.find((r) => r.out_trade_no === `${req.combine_out_trade_no}S1`);
         expect(mine).toMatchObject({ mchid: creds.subMerchants[1]!.mchid, total_fee: 1001, trade_state: 'SUCCESS', attach: req.combine_out_trade_no });
         expect(summary.total_count).toBe(records.length);
         expect(summary.total_fee).toBe(records.reduce((a, r) => a + r.total_fee, 0));
+        // Its own bill holds its own rows only.
+        expect(records.every((r) => r.mchid === keys!.mchid)).toBe(true);
       }
+      own.close();
       await post('/sandbox/control/clock', { offset_seconds: 0 });
     });
   });
