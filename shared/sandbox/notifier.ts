@@ -2,7 +2,7 @@
  * Payment notifications (reference §5): one TRANSACTION.SUCCESS per combine order, resource
  * encrypted with the APIv3 key (AAD "transaction"), signed headers, POSTed to notify_url.
  * A non-2xx reply or none within 5 s is retried on the real schedule, divided by the time scale.
- * Pending deliveries live in the state file, so a restart resumes them.
+ * Pending deliveries live in the state database, so a restart resumes them.
  */
 import { randomUUID } from 'node:crypto';
 import { encryptResource } from '../wechatpay/aead';
@@ -70,8 +70,8 @@ export class Notifier {
       probes: Math.max(0, Math.min(5, extras.probes ?? 0)),
       duplicates: Math.max(0, Math.min(5, extras.duplicates ?? 0)),
     };
+    this.store.putPending(p);
     this.store.state.pending.push(p);
-    this.store.save();
     this.schedule(p);
     return p;
   }
@@ -133,7 +133,7 @@ export class Notifier {
       entry.error = e.name === 'TimeoutError' ? `no reply within ${(this.opts.replyTimeoutMs ?? REPLY_TIMEOUT_MS) / 1000}s` : `${e.message}${e.cause ? `: ${(e.cause as Error).message ?? e.cause}` : ''}`;
     }
     entry.duration_ms = Date.now() - started;
-    this.store.state.deliveries.push(entry);
+    this.store.addDelivery(entry);
     this.opts.log?.({ event: 'notify', ...entry });
     return entry.ok;
   }
@@ -142,27 +142,25 @@ export class Notifier {
     if (this.closed) return;
     while (p.probes > 0 && !this.closed) {
       p.probes--;
+      this.store.putPending(p);
       await this.send(p, 'probe');
     }
     const ok = await this.send(p, 'delivery');
     if (ok === null) return;
     p.attempts++;
-    const pending = this.store.state.pending;
     if (ok) {
-      pending.splice(pending.indexOf(p), 1);
-      this.store.save();
+      this.store.deletePending(p);
       for (let i = 0; i < p.duplicates && !this.closed; i++) await this.send(p, 'duplicate');
-      if (p.duplicates) this.store.save();
       return;
     }
     if (p.attempts > RETRY_SCHEDULE_SECONDS.length) {
       // Schedule exhausted (≈ 24 h real): WeChat Pay gives up; reconcile by query and bill.
-      pending.splice(pending.indexOf(p), 1);
+      this.store.deletePending(p);
       this.opts.log?.({ event: 'notify_gave_up', order: p.order });
     } else {
       p.next_at = Date.now() + (RETRY_SCHEDULE_SECONDS[p.attempts - 1]! * 1000) / this.opts.timeScale;
+      this.store.putPending(p);
       this.schedule(p);
     }
-    this.store.save();
   }
 }

@@ -109,8 +109,8 @@ export class Orders {
       // (the merchant may be recovering a lost answer), but its code cannot be paid.
       existing.code_url = codeUrl();
       existing.code_url_issued_at = now;
+      this.store.putOrder(existing);
       this.index(existing);
-      this.store.save();
       return { code_url: existing.code_url };
     }
     // A sub-order number already belongs to another combine order of this merchant.
@@ -133,9 +133,9 @@ export class Orders {
       state: 'NOTPAY',
       sub_orders: req.sub_orders.map((s) => ({ out_trade_no: s.out_trade_no })),
     };
+    this.store.putOrder(order);
     this.orders[order.combine_out_trade_no] = order;
     this.index(order);
-    this.store.save();
     return { code_url: order.code_url };
   }
 
@@ -207,7 +207,7 @@ export class Orders {
     if (o.state === 'USERPAYING') return 'USER_PAYING';
     o.state = 'CLOSED';
     o.closed_at = now;
-    this.store.save();
+    this.store.putOrder(o);
     return 'CLOSED';
   }
 
@@ -238,7 +238,7 @@ export class Orders {
     } else if (outcome === 'USERPAYING') {
       o.payer_openid ??= 'o' + randomBytes(20).toString('base64url').slice(0, 27);
     }
-    this.store.save();
+    this.store.putOrder(o);
     return o;
   }
 }

@@ -11,7 +11,7 @@ import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
 import { encryptResource } from '../wechatpay/aead';
 import { ApiFailure } from './errors';
 import { loadSandboxConfig, type MerchantKeys, type SandboxConfig } from './config';
-import { StateStore } from './state';
+import { StateStore, type Synchronous } from './state';
 import { answeringMerchant, checkRequest, responseKey } from './auth';
 import { parseAuthorization } from '../wechatpay/sign';
 import { Orders, type PayOutcome } from './orders';
@@ -29,6 +29,8 @@ export interface SandboxOptions {
   timeScale?: number;
   /** Minimum order age before a close is accepted (default 300). */
   closeMinAgeSeconds?: number;
+  /** SQLite synchronous mode of the state database: NORMAL (default; survives kill -9) or FULL (also a power cut). */
+  dbSynchronous?: Synchronous;
   /** Reply timeout for notifications (default 5000 ms, as WeChat Pay). */
   notifyReplyTimeoutMs?: number;
   log?: (event: Record<string, unknown>) => void;
@@ -101,7 +103,7 @@ export class SandboxServer {
   constructor(private readonly opts: SandboxOptions) {
     const sandboxDir = join(opts.dir, 'sandbox');
     this.cfg = loadSandboxConfig(sandboxDir);
-    this.store = new StateStore(sandboxDir);
+    this.store = new StateStore(sandboxDir, { synchronous: opts.dbSynchronous });
     this.orders = new Orders(this.cfg, this.store);
     this.bills = new Bills(this.cfg, this.store);
     this.notifier = new Notifier(this.cfg, this.store, { timeScale: opts.timeScale ?? 1, replyTimeoutMs: opts.notifyReplyTimeoutMs, log: opts.log });
@@ -317,8 +319,7 @@ export class SandboxServer {
         if (typeof off !== 'number' || !Number.isFinite(off) || Math.abs(off) > MAX_CLOCK_OFFSET_SECONDS) {
           throw new ApiFailure(400, 'PARAM_ERROR', `offset_seconds must be a number within ±${MAX_CLOCK_OFFSET_SECONDS} (10 years)`, { field: '/offset_seconds' });
         }
-        this.store.state.clock_offset_seconds = off;
-        this.store.save();
+        this.store.setClockOffset(off);
         return this.json(res, 200, this.clock());
       }
       case 'POST /sandbox/control/bill-adjust':
@@ -370,20 +371,23 @@ export class SandboxServer {
       if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 5)) throw new ApiFailure(400, 'PARAM_ERROR', `${k} must be an integer 0..5`, { field: `/${k}` });
     }
     const now = this.now();
-    const o = this.orders.pay(b.code_url, outcome, now);
-    if (o.state === 'SUCCESS' && b.notify !== false) {
-      // A combine notification concerns the initiator: its keys sign and encrypt it.
-      this.notifier.enqueue(this.cfg.keys.get(o.request.combine_mchid)!, this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
-    }
-    return {
-      combine_out_trade_no: o.combine_out_trade_no,
-      state: o.state,
-      sub_orders: o.request.sub_orders.map((s, i) => ({ out_trade_no: s.out_trade_no, transaction_id: o.sub_orders[i]!.transaction_id ?? null })),
-    };
+    const code = b.code_url;
+    // The payment and its pending notification commit together, before the buyer is answered.
+    return this.store.transaction(() => {
+      const o = this.orders.pay(code, outcome, now);
+      if (o.state === 'SUCCESS' && b.notify !== false) {
+        // A combine notification concerns the initiator: its keys sign and encrypt it.
+        this.notifier.enqueue(this.cfg.keys.get(o.request.combine_mchid)!, this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
+      }
+      return {
+        combine_out_trade_no: o.combine_out_trade_no,
+        state: o.state,
+        sub_orders: o.request.sub_orders.map((s, i) => ({ out_trade_no: s.out_trade_no, transaction_id: o.sub_orders[i]!.transaction_id ?? null })),
+      };
+    });
   }
 
   private billAdjust(b: Record<string, unknown>): Record<string, unknown> {
-    const st = this.store.state;
     if (b.extra !== undefined) {
       const x = b.extra as Record<string, unknown>;
       if (typeof x !== 'object' || x === null) throw new ApiFailure(400, 'PARAM_ERROR', 'extra must be an object', { field: '/extra' });
@@ -402,8 +406,7 @@ export class SandboxServer {
         time,
         transaction_id: `4200009999${billDate.replace(/-/g, '')}${createNonce(10).replace(/\D/g, '0')}`,
       };
-      st.bill_extras.push(extra);
-      this.store.save();
+      this.store.addExtra(extra);
       return { extra };
     }
     if (typeof b.out_trade_no !== 'string') throw new ApiFailure(400, 'PARAM_ERROR', 'out_trade_no (a sub-order number) or extra is required', { field: '/out_trade_no' });
@@ -412,8 +415,7 @@ export class SandboxServer {
     if (b.amount === undefined && !b.drop) throw new ApiFailure(400, 'PARAM_ERROR', 'give amount or drop:true', { field: '/amount' });
     if (!this.orders.bySubOrder(b.out_trade_no)) throw new ApiFailure(404, 'ORDER_NOT_EXIST', `no sub-order ${b.out_trade_no}`);
     const adj = { out_trade_no: b.out_trade_no, amount: b.amount as number | undefined, drop: b.drop as boolean | undefined };
-    st.bill_adjustments = st.bill_adjustments.filter((a) => a.out_trade_no !== adj.out_trade_no).concat(adj);
-    this.store.save();
+    this.store.putAdjustment(adj);
     return { adjustment: adj };
   }
 }

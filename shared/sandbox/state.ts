@@ -1,9 +1,18 @@
 /**
- * The simulator's persistent state: one JSON file in DIR/sandbox, rewritten atomically
- * (temp file + rename) shortly after every change, so a crash never leaves it half-written and
- * a restart (`npm start` again) keeps orders, bills and pending notifications.
+ * The simulator's persistent state in SQLite (better-sqlite3): every change is committed before
+ * the answer that reports it is written, so a `kill -9` right after an answer loses nothing
+ * (contract §3). Everything is also held in memory (loaded once at start) for the handlers.
+ *
+ * WAL with synchronous=NORMAL by default: a commit is the WAL write() into the OS, which survives
+ * the death of the process (kill -9, a crash) — what the contract asks — without an fsync per
+ * answer on a disk shared with the relay and tests. `FULL` (SANDBOX_DB_SYNCHRONOUS=FULL) adds
+ * that fsync and survives a power cut too.
+ *
+ * An older folder's `state.json` is imported once in one transaction, then renamed
+ * `state.json.migrated`.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CombineNativeRequest, TradeState } from '../wechatpay/models';
 import { SandboxError } from './errors';
@@ -92,80 +101,149 @@ export interface SandboxState {
 
 const MAX_LOG = 2000;
 
-/** Writes are coalesced into one snapshot per this many ms (bounded cost under load). */
-const FLUSH_DELAY_MS = 15;
-/** After a failed write, the next try. */
-const WRITE_RETRY_MS = 1000;
+export type Synchronous = 'NORMAL' | 'FULL';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (no TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (notification_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bill_adjustments (out_trade_no TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bill_extras (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+`;
 
 export class StateStore {
   readonly path: string;
-  state: SandboxState;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly onExit = () => {
-    if (!this.timer) return;
-    try {
-      this.flush();
-    } catch {
-      // the folder is gone (a test cleaned up): nothing left to keep
-    }
+  readonly state: SandboxState;
+  private readonly db: Database.Database;
+  private readonly stmt: {
+    putMeta: Database.Statement;
+    putOrder: Database.Statement;
+    putPending: Database.Statement;
+    delPending: Database.Statement;
+    addDelivery: Database.Statement;
+    trimDeliveries: Database.Statement;
+    putAdjustment: Database.Statement;
+    addExtra: Database.Statement;
   };
 
-  constructor(sandboxDir: string) {
-    this.path = join(sandboxDir, 'state.json');
-    this.state = existsSync(this.path) ? this.read() : { version: 1, clock_offset_seconds: 0, orders: {}, pending: [], deliveries: [], bill_adjustments: [], bill_extras: [] };
-    // A process that exits without closing the sandbox still writes what it answered.
-    process.once('exit', this.onExit);
-  }
-
-  private read(): SandboxState {
+  constructor(sandboxDir: string, opts: { synchronous?: Synchronous } = {}) {
+    this.path = join(sandboxDir, 'state.db');
+    const legacy = join(sandboxDir, 'state.json');
+    // Read a legacy file before anything is created, so a damaged one leaves no half-made database.
+    const imported = existsSync(legacy) ? readLegacy(legacy) : undefined;
+    // Created owner-only before SQLite opens it; the -wal and -shm files take the same mode.
+    if (!existsSync(this.path)) closeSync(openSync(this.path, 'a', 0o600));
+    chmodSync(this.path, 0o600);
     try {
-      const s = JSON.parse(readFileSync(this.path, 'utf8')) as SandboxState;
-      if (s.version !== 1 || typeof s.orders !== 'object') throw new Error('unknown layout');
-      return s;
+      this.db = new Database(this.path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+      this.db.pragma('busy_timeout = 2000');
+      this.db.exec(SCHEMA);
     } catch (err) {
-      throw new SandboxError('STATE_INVALID', `cannot read ${this.path}: ${(err as Error).message}`);
+      throw new SandboxError('STATE_INVALID', `cannot open ${this.path}: ${(err as Error).message}`, { cause: err });
     }
-  }
-
-  /**
-   * Marks the state changed. The snapshot follows within FLUSH_DELAY_MS (one write for a burst
-   * of requests rather than one per request); close() and process exit flush at once.
-   */
-  save(): void {
-    this.timer ??= setTimeout(() => this.backgroundFlush(), FLUSH_DELAY_MS);
-  }
-
-  /** The last background write that failed (cleared by the next one that succeeds). */
-  lastWriteError: Error | undefined;
-
-  /**
-   * Timer path. The sandbox runs inside `npm start`'s process: a failed write (disk full, folder
-   * not writable) must not throw from a timer and take the cashier's app down with it. The state
-   * stays in memory and the write is tried again shortly (and at close / exit).
-   */
-  private backgroundFlush(): void {
-    try {
-      this.flush();
-      this.lastWriteError = undefined;
-    } catch (err) {
-      this.lastWriteError = err as Error;
-      this.timer = setTimeout(() => this.backgroundFlush(), WRITE_RETRY_MS);
-      this.timer.unref();
+    for (const f of [`${this.path}-wal`, `${this.path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    this.stmt = {
+      putMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      putOrder: this.db.prepare('INSERT INTO orders (no, doc) VALUES (?, ?) ON CONFLICT(no) DO UPDATE SET doc = excluded.doc'),
+      putPending: this.db.prepare('INSERT INTO pending (notification_id, doc) VALUES (?, ?) ON CONFLICT(notification_id) DO UPDATE SET doc = excluded.doc'),
+      delPending: this.db.prepare('DELETE FROM pending WHERE notification_id = ?'),
+      addDelivery: this.db.prepare('INSERT INTO deliveries (doc) VALUES (?)'),
+      trimDeliveries: this.db.prepare('DELETE FROM deliveries WHERE id <= (SELECT MAX(id) FROM deliveries) - ?'),
+      putAdjustment: this.db.prepare('INSERT INTO bill_adjustments (out_trade_no, doc) VALUES (?, ?) ON CONFLICT(out_trade_no) DO UPDATE SET doc = excluded.doc'),
+      addExtra: this.db.prepare('INSERT INTO bill_extras (doc) VALUES (?)'),
+    };
+    if (imported) {
+      if (this.db.prepare("SELECT value FROM meta WHERE key = 'imported_state_json'").get() === undefined) this.importLegacy(imported);
+      // Imported now or by a run that died before the rename: the database holds it.
+      renameSync(legacy, `${legacy}.migrated`);
     }
+    this.state = this.load();
   }
 
-  /** Writes the snapshot now: temp file + rename, so the file is always whole. */
-  flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+  private importLegacy(s: SandboxState): void {
+    this.transaction(() => {
+      this.stmt.putMeta.run('clock_offset_seconds', String(s.clock_offset_seconds ?? 0));
+      for (const o of Object.values(s.orders)) this.putOrder(o);
+      for (const p of s.pending ?? []) this.putPending(p);
+      for (const d of s.deliveries ?? []) this.stmt.addDelivery.run(JSON.stringify(d));
+      for (const a of s.bill_adjustments ?? []) this.stmt.putAdjustment.run(a.out_trade_no, JSON.stringify(a));
+      for (const x of s.bill_extras ?? []) this.stmt.addExtra.run(JSON.stringify(x));
+      this.stmt.putMeta.run('imported_state_json', new Date().toISOString());
+    });
+  }
+
+  private load(): SandboxState {
+    const docs = <T>(sql: string) => (this.db.prepare(sql).all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
+    const clock = this.db.prepare("SELECT value FROM meta WHERE key = 'clock_offset_seconds'").get() as { value: string } | undefined;
+    const orders: Record<string, StoredOrder> = {};
+    for (const o of docs<StoredOrder>('SELECT doc FROM orders ORDER BY rowid')) orders[o.combine_out_trade_no] = o;
+    return {
+      version: 1,
+      clock_offset_seconds: clock ? Number(clock.value) : 0,
+      orders,
+      pending: docs<PendingDelivery>('SELECT doc FROM pending ORDER BY rowid'),
+      deliveries: docs<DeliveryLogEntry>(`SELECT doc FROM deliveries ORDER BY id DESC LIMIT ${MAX_LOG}`).reverse(),
+      bill_adjustments: docs<BillAdjustment>('SELECT doc FROM bill_adjustments ORDER BY rowid'),
+      bill_extras: docs<BillExtra>('SELECT doc FROM bill_extras ORDER BY id'),
+    };
+  }
+
+  /** Runs `fn` as one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  setClockOffset(seconds: number): void {
+    this.stmt.putMeta.run('clock_offset_seconds', String(seconds));
+    this.state.clock_offset_seconds = seconds;
+  }
+
+  /** Writes the order's current document (call after every change to it). */
+  putOrder(o: StoredOrder): void {
+    this.stmt.putOrder.run(o.combine_out_trade_no, JSON.stringify(o));
+  }
+
+  putPending(p: PendingDelivery): void {
+    this.stmt.putPending.run(p.notification_id, JSON.stringify(p));
+  }
+
+  deletePending(p: PendingDelivery): void {
+    this.stmt.delPending.run(p.notification_id);
+    const i = this.state.pending.indexOf(p);
+    if (i >= 0) this.state.pending.splice(i, 1);
+  }
+
+  addDelivery(e: DeliveryLogEntry): void {
+    const r = this.stmt.addDelivery.run(JSON.stringify(e));
+    if (Number(r.lastInsertRowid) % 100 === 0) this.stmt.trimDeliveries.run(MAX_LOG);
+    this.state.deliveries.push(e);
     if (this.state.deliveries.length > MAX_LOG) this.state.deliveries.splice(0, this.state.deliveries.length - MAX_LOG);
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.state));
-    renameSync(tmp, this.path);
+  }
+
+  putAdjustment(a: BillAdjustment): void {
+    this.stmt.putAdjustment.run(a.out_trade_no, JSON.stringify(a));
+    this.state.bill_adjustments = this.state.bill_adjustments.filter((x) => x.out_trade_no !== a.out_trade_no).concat(a);
+  }
+
+  addExtra(x: BillExtra): void {
+    this.stmt.addExtra.run(JSON.stringify(x));
+    this.state.bill_extras.push(x);
   }
 
   close(): void {
-    if (this.timer) this.flush();
-    process.removeListener('exit', this.onExit);
+    if (this.db.open) this.db.close();
+  }
+}
+
+function readLegacy(path: string): SandboxState {
+  try {
+    const s = JSON.parse(readFileSync(path, 'utf8')) as SandboxState;
+    if (s.version !== 1 || typeof s.orders !== 'object' || s.orders === null) throw new Error('unknown layout');
+    return s;
+  } catch (err) {
+    throw new SandboxError('STATE_INVALID', `cannot import ${path} into state.db (fix or remove it): ${(err as Error).message}`);
   }
 }
