@@ -108,6 +108,12 @@ export interface PrintJob {
   failure: PrinterFailure | null;
   message: string | null;
   created_at: string;
+  /**
+   * When the queue tries again by itself (ISO time), or absent/null when it will not: after a
+   * failure where the paper may have come out (no answer, printer offline, connection reset) only
+   * the cashier retries (`retryPrint`), and that paper is marked REPRINT.
+   */
+  retry_at?: string | null;
   /** Preview printer: the receipt as lines of text and a QR payload, for on-screen rendering. */
   preview?: ReceiptPreview;
 }

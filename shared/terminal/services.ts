@@ -39,6 +39,11 @@ export interface TerminalServices extends TerminalApi {
   close(): Promise<void>;
 }
 
+/** Background work nobody awaits must not end in an unhandled rejection: say what failed. */
+function bug(what: string, err: unknown): void {
+  console.error(`[terminal] printing ${what} failed: ${(err as Error)?.stack ?? String(err)}`);
+}
+
 export async function startTerminalServices(opts: TerminalServicesOptions): Promise<TerminalServices> {
   const svc = new Services(opts);
   svc.connect();
@@ -72,6 +77,8 @@ class Services implements TerminalServices {
       timeoutMs: opts.printTimeoutMs,
       retryBaseMs: opts.printRetryBaseMs,
       waitForAck: opts.printWaitForAck,
+      // A slip's QR is only worth paper while the order waits for payment.
+      wanted: (job) => job.kind !== 'slip' || !FINAL_STATES.includes(this.orders.get(job.combine_out_trade_no)?.state ?? 'NOTPAY'),
     });
     this.queue.on('job', (job) => this.emit({ type: 'print.job', job }));
   }
@@ -124,7 +131,9 @@ class Services implements TerminalServices {
     // (also from before a restart) means it was printed or is being retried: never twice.
     if (!this.queue.find(no, 'slip') || this.queue.find(no, 'receipt')) return;
     this.receiptPending.add(no);
-    void this.queue.enqueue('receipt', o, this.merchantNames, false).finally(() => this.receiptPending.delete(no));
+    this.queue.enqueue('receipt', o, this.merchantNames, false)
+      .catch((err: unknown) => bug('the paid receipt', err))
+      .finally(() => this.receiptPending.delete(no));
   }
 
   private async ensureMe(): Promise<{ terminal: string; role: Role }> {
@@ -197,7 +206,9 @@ class Services implements TerminalServices {
     // A retried press (same idempotency key) returns the same order: one slip only.
     if (order.code_url && !this.queue.find(order.combine_out_trade_no, 'slip')) {
       // The slip prints in the background: a slow printer must not hold up the QR on screen.
-      void this.queue.enqueue('slip', order, this.merchantNames, false).then(() => this.maybePrintReceipt(this.orders.get(order.combine_out_trade_no) ?? order));
+      this.queue.enqueue('slip', order, this.merchantNames, false)
+        .then(() => this.maybePrintReceipt(this.orders.get(order.combine_out_trade_no) ?? order))
+        .catch((err: unknown) => bug('the order slip', err));
     }
     return order;
   }

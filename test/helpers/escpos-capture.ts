@@ -4,7 +4,7 @@
  * QR payloads from `GS ( k` (store + print), raster images from `GS v 0` (decoded back to their QR
  * payload with jsQR), cut detection, and DLE EOT status requests (answered like a real printer).
  */
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import iconv from 'iconv-lite';
 import jsQR from 'jsqr';
@@ -132,6 +132,10 @@ export interface EscPosCapture {
   setMode(mode: CaptureMode): void;
   /** Resolves with the n-th job (0-based) once it has arrived. */
   waitForJob(index: number, timeoutMs?: number): Promise<CapturedJob>;
+  /** Connections accepted so far, and those still open now. */
+  connections(): { total: number; open: number };
+  /** Resolves once no connection is open (every sender closed its socket); rejects after timeoutMs. */
+  waitForIdle(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -140,8 +144,11 @@ export async function startEscPosCapture(opts: { mode?: CaptureMode; port?: numb
   const jobs: CapturedJob[] = [];
   const waiters: (() => void)[] = [];
   const sockets = new Set<Socket>();
+  const idleWaiters: (() => void)[] = [];
+  let total = 0;
   const server = createServer((sock) => {
     sockets.add(sock);
+    total++;
     const chunks: Buffer[] = [];
     sock.on('data', (d) => {
       chunks.push(d);
@@ -151,6 +158,7 @@ export async function startEscPosCapture(opts: { mode?: CaptureMode; port?: numb
     sock.on('error', () => undefined);
     sock.on('close', () => {
       sockets.delete(sock);
+      if (sockets.size === 0) for (const w of idleWaiters.splice(0)) w();
       const bytes = Buffer.concat(chunks);
       if (!bytes.length) return;
       jobs.push({ bytes, decoded: decodeEscPos(bytes), at: Date.now() });
@@ -171,8 +179,35 @@ export async function startEscPosCapture(opts: { mode?: CaptureMode; port?: numb
       };
       check();
     }),
+    connections: () => ({ total, open: sockets.size }),
+    waitForIdle: (timeoutMs = 5_000) => new Promise((ok, fail) => {
+      if (sockets.size === 0) return ok();
+      const deadline = setTimeout(() => fail(new Error(`${sockets.size} printer connection(s) still open after ${timeoutMs} ms`)), timeoutMs);
+      idleWaiters.push(() => { clearTimeout(deadline); ok(); });
+    }),
     close: () => new Promise<void>((ok) => {
       for (const s of sockets) s.destroy();
+      server.close(() => ok());
+    }),
+  };
+}
+
+/**
+ * A printer address that refuses connections, held for the test: the local port of one of our
+ * own open client connections is bound but not listening, so connecting to it is refused and
+ * nobody else can take the port meanwhile (never "a port that was free a moment ago").
+ */
+export async function refusingPrinter(): Promise<{ uri: string; release(): Promise<void> }> {
+  const accepted: Socket[] = [];
+  const server = createServer((s) => { accepted.push(s); s.on('error', () => undefined); });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((ok, fail) => { client.once('connect', ok); client.once('error', fail); });
+  return {
+    uri: `tcp://127.0.0.1:${client.localPort}`,
+    release: () => new Promise<void>((ok) => {
+      client.destroy();
+      for (const s of accepted) s.destroy();
       server.close(() => ok());
     }),
   };

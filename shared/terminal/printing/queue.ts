@@ -1,7 +1,15 @@
 /**
- * The print queue: every slip/receipt becomes a job, persisted in the user data folder, printed
- * one at a time. A failed job keeps its classified failure (shown to the cashier); refused and
- * offline jobs are retried with backoff until they print, and `retry(id)` tries again at once.
+ * The print queue: every slip/receipt becomes a job, persisted in the user data folder (0600),
+ * printed one at a time. A failed job keeps its classified failure (shown to the cashier).
+ *
+ * Never the same paper twice by itself: a job is retried automatically (with backoff) only when
+ * no byte reached the printer (connection refused, network down). After an ambiguous failure —
+ * bytes delivered, then no answer, "offline" status (cover open, paper out: the printer prints its
+ * buffer once fixed), connection reset, or the app stopped mid-job — the paper may have come or
+ * may still come out, so only the cashier retries (`retry(id)`), and that paper is marked
+ * REPRINT so two copies can be told apart. An automatic retry of a slip whose order is already
+ * paid or closed is dropped (`wanted`). `enqueue`/`retry` never reject for a printing problem:
+ * the job carries it.
  * The preview printer completes jobs immediately with the rendered lines.
  */
 import { randomUUID } from 'node:crypto';
@@ -20,6 +28,8 @@ interface JobRecord {
   job: PrintJob;
   order: Order;
   merchantNames: Record<string, string>;
+  /** Bytes may have reached the printer in an earlier attempt: the next paper is marked REPRINT. */
+  mayHavePrinted?: boolean;
 }
 
 function isJobRecord(r: unknown): r is JobRecord {
@@ -40,6 +50,10 @@ export interface PrintQueueOptions {
   retryMaxMs?: number;
   /** Jobs kept in the file (oldest finished ones dropped first). */
   keep?: number;
+  /** Whether an automatic retry should still print this job (e.g. a slip of an order not yet paid). */
+  wanted?: (job: PrintJob) => boolean;
+  /** Where problems nobody waits for are reported (the job file cannot be written, a bug). */
+  log?: (message: string) => void;
 }
 
 export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
@@ -60,10 +74,16 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
       }
       const dayAgo = Date.now() - 24 * 3600_000;
       for (const r of this.records) {
+        r.job.retry_at = null;
         if (r.job.state === 'done') continue;
-        if (r.job.state === 'printing') r.job.state = 'queued';
-        // Unfinished jobs from the last day print after a restart; older ones wait for a manual retry.
-        if (Date.parse(r.job.created_at) > dayAgo) this.schedule(r, 500);
+        if (r.job.state === 'printing') {
+          // Stopped while sending: the paper may be out. The cashier decides.
+          Object.assign(r.job, { state: 'failed', failure: 'error', message: 'printing was interrupted (the app stopped): check the paper, then print again if needed' });
+          r.mayHavePrinted = true;
+        }
+        // Unfinished jobs from the last day that surely did not print go out after a restart;
+        // older ones wait for a manual retry.
+        if (!r.mayHavePrinted && Date.parse(r.job.created_at) > dayAgo) this.schedule(r, 500);
       }
     }
   }
@@ -80,35 +100,50 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
   enqueue(kind: PrintKind, order: Order, merchantNames: Record<string, string>, reprint: boolean): Promise<PrintJob> {
     const job: PrintJob = {
       id: randomUUID(), kind, combine_out_trade_no: order.combine_out_trade_no, reprint, state: 'queued',
-      attempts: 0, failure: null, message: null, created_at: new Date().toISOString(),
+      attempts: 0, failure: null, message: null, created_at: new Date().toISOString(), retry_at: null,
     };
     const rec: JobRecord = { job, order, merchantNames };
     this.records.push(rec);
     this.trim();
     this.changed(rec);
-    return this.run(rec);
+    return this.run(rec, false);
   }
 
+  /** The cashier's "print again" of a failed job (after an ambiguous failure: marked REPRINT). */
   retry(id: string): Promise<PrintJob> {
     const rec = this.records.find((r) => r.job.id === id);
     if (!rec) return Promise.reject(new TerminalError('NOT_FOUND', `no print job ${id}`, { field: 'jobId' }));
     if (rec.job.state === 'done') return Promise.resolve({ ...rec.job });
-    return this.run(rec);
+    return this.run(rec, false);
   }
 
-  private run(rec: JobRecord): Promise<PrintJob> {
+  private run(rec: JobRecord, automatic: boolean): Promise<PrintJob> {
     const t = this.timers.get(rec.job.id);
     if (t) { clearTimeout(t); this.timers.delete(rec.job.id); }
+    rec.job.retry_at = null;
     // One job at a time: a printer takes jobs sequentially and slips must not interleave.
-    const p = this.chain.then(() => this.attempt(rec));
-    this.chain = p.catch(() => undefined);
+    const p = this.chain.then(() => this.attempt(rec, automatic)).catch((err: unknown) => {
+      // A bug (building the receipt threw): the job shows it instead of a rejection nobody handles.
+      Object.assign(rec.job, { state: 'failed', failure: 'error', message: `cannot print: ${(err as Error)?.message ?? String(err)}` });
+      this.log(`print job ${rec.job.id} failed: ${(err as Error)?.stack ?? String(err)}`);
+      this.changed(rec);
+      return { ...rec.job };
+    });
+    this.chain = p;
     return p;
   }
 
-  private async attempt(rec: JobRecord): Promise<PrintJob> {
+  private async attempt(rec: JobRecord, automatic: boolean): Promise<PrintJob> {
     if (this.closed || rec.job.state === 'done') return { ...rec.job };
+    if (automatic && rec.mayHavePrinted) return { ...rec.job };
+    if (automatic && this.opts.wanted && !this.opts.wanted({ ...rec.job })) {
+      Object.assign(rec.job, { message: `${rec.job.message ?? 'not printed'}; not retried: the order is no longer waiting for payment` });
+      this.changed(rec);
+      return { ...rec.job };
+    }
     const s = this.opts.settings();
-    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint: rec.job.reprint, width: s.paper_width, language: s.language });
+    const reprint = rec.job.reprint || !!rec.mayHavePrinted;
+    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language });
     rec.job.attempts++;
     if (s.printer === 'preview') {
       Object.assign(rec.job, { state: 'done', failure: null, message: null, preview: renderPreview(doc) });
@@ -126,10 +161,9 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     } catch (err) {
       const e = classifyPrinterError(err, s.printer.replace(/^tcp:\/\//, ''));
       Object.assign(rec.job, { state: 'failed', failure: e.failure, message: e.message });
-      // Retry by itself only when the paper cannot have come out (connection refused, printer
-      // reporting offline). After a timeout the bytes may have printed: an automatic retry could
-      // print the slip again and again, so the cashier decides (retryPrint / reprint).
-      if (e.failure === 'refused' || e.failure === 'offline') {
+      // Retry by itself only when no byte reached the printer (see the top of this file).
+      if (e.mayHavePrinted) rec.mayHavePrinted = true;
+      else {
         const base = this.opts.retryBaseMs ?? 2_000;
         this.schedule(rec, Math.min(this.opts.retryMaxMs ?? 60_000, base * 2 ** Math.min(10, rec.job.attempts - 1)));
       }
@@ -138,11 +172,16 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     return { ...rec.job };
   }
 
+  private log(message: string): void {
+    (this.opts.log ?? ((m: string) => console.error(`[print] ${m}`)))(message);
+  }
+
   private schedule(rec: JobRecord, ms: number): void {
     if (this.closed) return;
     const old = this.timers.get(rec.job.id);
     if (old) clearTimeout(old);
-    const t = setTimeout(() => { this.timers.delete(rec.job.id); void this.run(rec); }, ms);
+    rec.job.retry_at = new Date(Date.now() + ms).toISOString();
+    const t = setTimeout(() => { this.timers.delete(rec.job.id); void this.run(rec, true); }, ms);
     t.unref?.();
     this.timers.set(rec.job.id, t);
   }
@@ -157,14 +196,26 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
 
   private changed(rec: JobRecord): void {
     // Previews are for the screen of this session; the file keeps what a restart needs to retry.
-    if (this.opts.path) writeJsonAtomic(this.opts.path, this.records.map((r) => ({ ...r, job: { ...r.job, preview: undefined } })));
-    this.emit('job', { ...rec.job });
+    if (this.opts.path) {
+      try {
+        writeJsonAtomic(this.opts.path, this.records.map((r) => ({ ...r, job: { ...r.job, preview: undefined } })));
+      } catch (err) {
+        // Disk full or read-only: printing goes on from memory; a restart forgets these jobs.
+        this.log(`cannot save the print jobs to ${this.opts.path}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      this.emit('job', { ...rec.job });
+    } catch (err) {
+      this.log(`a print job listener failed: ${(err as Error)?.stack ?? String(err)}`);
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    for (const r of this.records) r.job.retry_at = null;
     await this.chain;
   }
 }

@@ -1,20 +1,20 @@
 /**
- * Sends a job's bytes to a network ESC/POS printer over raw TCP (port 9100) with
- * node-thermal-printer's network interface, and classifies failures for the cashier.
- * We only use the library for the TCP send: the bytes are ours (GB18030 text, GS ( k QR).
- * Its execute() can hang when the peer closes without answering, so a deadline wraps it.
+ * Sends a job's bytes to a network ESC/POS printer over raw TCP (port 9100) and classifies
+ * failures for the cashier. Our own socket rather than node-thermal-printer's network interface:
+ * its execute() keeps the socket to itself and can hang when the peer goes quiet, so a deadline
+ * around it left one socket open per hung attempt. Here the deadline destroys the socket.
+ *
+ * Every failure says whether the paper may have come out (`mayHavePrinted`): once bytes were
+ * handed to a connected printer, a failure (no answer, printer reports offline, connection reset)
+ * does not mean nothing printed — the printer may print its buffer later (cover closed, paper
+ * loaded). The print queue never retries those by itself.
  */
-import ntp from 'node-thermal-printer';
+import { connect } from 'node:net';
 import type { PrinterFailure } from '../../contracts/terminal-api';
 import { PRINTER_PATTERN } from '../settings';
 
-const { printer: ThermalPrinter, types: PrinterTypes } = ntp as unknown as {
-  printer: new (cfg: object) => { setBuffer(b: Buffer): void; execute(o?: { waitForResponse?: boolean }): Promise<unknown> };
-  types: { EPSON: string };
-};
-
 export class PrinterError extends Error {
-  constructor(readonly failure: PrinterFailure, message: string) {
+  constructor(readonly failure: PrinterFailure, message: string, readonly mayHavePrinted = false) {
     super(message);
     this.name = 'PrinterError';
   }
@@ -24,51 +24,75 @@ export class PrinterError extends Error {
   }
 }
 
-export function classifyPrinterError(err: unknown, target: string): PrinterError {
+const NETWORK_DOWN = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'ENETDOWN']);
+
+/** Classifies a socket error; `sent`: whether any byte was handed to a connected printer. */
+export function classifyPrinterError(err: unknown, target: string, sent = true): PrinterError {
   if (err instanceof PrinterError) return err;
   const e = err as NodeJS.ErrnoException;
-  switch (e?.code) {
-    case 'ECONNREFUSED':
-      return new PrinterError('refused', `printer ${target} refused the connection (is it on port ${target.split(':').pop()}?)`);
-    case 'EHOSTUNREACH': case 'ENETUNREACH': case 'EHOSTDOWN': case 'ENOTFOUND': case 'EAI_AGAIN': case 'ENETDOWN':
-      return new PrinterError('offline', `printer ${target} is offline (${e.code})`);
-    case 'ETIMEDOUT':
-      return new PrinterError('timeout', `printer ${target} did not answer in time`);
-    default:
-      if (/timeout/i.test(e?.message ?? '')) return new PrinterError('timeout', `printer ${target} did not answer in time`);
-      return new PrinterError('error', `printer ${target}: ${e?.code ?? e?.message ?? String(err)}`);
+  if (e?.code === 'ECONNREFUSED') {
+    return new PrinterError('refused', `printer ${target} refused the connection (is it on port ${target.split(':').pop()}?)`, false);
   }
+  if (NETWORK_DOWN.has(e?.code ?? '')) return new PrinterError('offline', `printer ${target} is offline (${e.code})`, false);
+  if (e?.code === 'ETIMEDOUT' || /timeout/i.test(e?.message ?? '')) {
+    return new PrinterError('timeout', `printer ${target} did not answer in time`, sent);
+  }
+  return new PrinterError('error', `printer ${target}: ${e?.code ?? e?.message ?? String(err)}`, sent);
 }
 
 export interface SendOptions {
+  /** One deadline for connect, write and answer (default 5 s). */
   timeoutMs?: number;
   /** Wait for the printer's answer to the DLE EOT status request appended to the job. */
   waitForAck?: boolean;
 }
 
 /** Sends `bytes` to `tcp://host:port`; resolves when written (and acknowledged with waitForAck). */
-export async function sendToPrinter(uri: string, bytes: Buffer, opts: SendOptions = {}): Promise<void> {
+export function sendToPrinter(uri: string, bytes: Buffer, opts: SendOptions = {}): Promise<void> {
   const m = PRINTER_PATTERN.exec(uri);
-  if (!m) throw new PrinterError('error', `not a network printer address: ${uri}`);
+  if (!m) return Promise.reject(new PrinterError('error', `not a network printer address: ${uri}`));
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(m[2]);
   const target = `${m[1]}:${m[2]}`;
   const timeoutMs = opts.timeoutMs ?? 5_000;
-  const p = new ThermalPrinter({ type: PrinterTypes.EPSON, interface: `tcp://${target}`, options: { timeout: timeoutMs } });
-  p.setBuffer(bytes);
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PrinterError('timeout', `printer ${target} did not answer within ${timeoutMs} ms`)), timeoutMs + 50);
+  return new Promise<void>((resolve, reject) => {
+    let sent = false;
+    let settled = false;
+    const socket = connect({ host, port });
+    const finish = (err: PrinterError | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      // Always ours to end: no socket outlives its attempt, whatever the printer does.
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const deadline = setTimeout(() => {
+      finish(new PrinterError('timeout', `printer ${target} did not ${sent ? 'answer' : 'accept the connection'} within ${timeoutMs} ms`, sent));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      sent = true;
+      socket.write(bytes, (err) => {
+        if (err) return finish(classifyPrinterError(err, target, true));
+        // Without a status request: done once the bytes are handed to the OS; end politely.
+        if (!opts.waitForAck) {
+          socket.end(() => finish(null));
+        }
+      });
+    });
+    socket.on('data', (answer: Buffer) => {
+      if (!opts.waitForAck || answer.length === 0) return;
+      // DLE EOT 1 printer status: bit 3 set = offline (cover open, paper out, error) — the bytes
+      // are in the printer's buffer and may print later, so the job is not done, but ambiguous.
+      if ((answer[0]! & 0x08) !== 0) {
+        return finish(new PrinterError('offline', `printer ${target} reports offline (cover open, paper out or error)`, true));
+      }
+      finish(null);
+    });
+    socket.on('error', (err) => finish(classifyPrinterError(err, target, sent)));
+    socket.on('close', () => {
+      if (!settled) finish(new PrinterError('error', `printer ${target} closed the connection without answering`, sent));
+    });
   });
-  let answer: unknown;
-  try {
-    answer = await Promise.race([p.execute({ waitForResponse: !!opts.waitForAck }), deadline]);
-  } catch (err) {
-    throw classifyPrinterError(err, target);
-  } finally {
-    clearTimeout(timer);
-  }
-  // DLE EOT 1 printer status: bit 3 set = offline (cover open, paper out, error) — the bytes are
-  // in the printer's buffer but will not print, so the job is not done.
-  if (opts.waitForAck && Buffer.isBuffer(answer) && answer.length > 0 && (answer[0]! & 0x08) !== 0) {
-    throw new PrinterError('offline', `printer ${target} reports offline (cover open, paper out or error)`);
-  }
 }
