@@ -1,27 +1,47 @@
 /**
  * `npm run build:electron`: bundles the main process and the preload to dist/electron/*.cjs.
- * Electron and the native better-sqlite3 stay external (the latter is rebuilt for Electron by
- * electron-builder when packaging).
+ * The counter app contains the terminal only: the bundle must not contain the relay (the holder
+ * of the merchant key), the sandbox or the APIv3 client — `npm start` runs those in its own Node
+ * process. test/terminal/electron-bundle.test.ts checks the bundle's inputs (esbuild metafile).
  */
-import { build } from 'esbuild';
+import { build, type Metafile } from 'esbuild';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const common = {
-  bundle: true,
-  platform: 'node' as const,
-  format: 'cjs' as const,
-  target: 'node20',
-  sourcemap: true,
-  logLevel: 'warning' as const,
-  // embedded.ts reads import.meta.url only lazily, when no renderer folder is given; main.ts gives one.
-  logOverride: { 'empty-import-meta': 'silent' as const },
-  // ws' optional native helpers are absent on purpose.
-  external: ['electron', 'better-sqlite3', 'bufferutil', 'utf-8-validate'],
-};
 
-await build({ ...common, entryPoints: [join(root, 'electron/main.ts')], outfile: join(root, 'dist/electron/main.cjs') });
-// The preload runs sandboxed: only `electron` may be required; everything else is inlined.
-await build({ ...common, external: ['electron'], entryPoints: [join(root, 'electron/preload.ts')], outfile: join(root, 'dist/electron/preload.cjs') });
-console.log('built dist/electron/main.cjs and dist/electron/preload.cjs');
+/** Source folders that must never end up in the Electron bundles. */
+export const FORBIDDEN_IN_ELECTRON = ['shared/relay/', 'shared/sandbox/', 'shared/wechatpay/'];
+
+export interface ElectronBuild {
+  main: Metafile;
+  preload: Metafile;
+}
+
+export async function buildElectron(outDir = join(root, 'dist/electron')): Promise<ElectronBuild> {
+  const common = {
+    absWorkingDir: root,
+    bundle: true,
+    platform: 'node' as const,
+    format: 'cjs' as const,
+    target: 'node20',
+    sourcemap: true,
+    metafile: true,
+    logLevel: 'warning' as const,
+    // ws' optional native helpers are absent on purpose.
+    external: ['electron', 'bufferutil', 'utf-8-validate'],
+  };
+  const main = await build({ ...common, entryPoints: [join(root, 'electron/main.ts')], outfile: join(outDir, 'main.cjs') });
+  // The preload runs sandboxed: only `electron` may be required; everything else is inlined.
+  const preload = await build({ ...common, external: ['electron'], entryPoints: [join(root, 'electron/preload.ts')], outfile: join(outDir, 'preload.cjs') });
+  for (const [name, meta] of [['main', main.metafile], ['preload', preload.metafile]] as const) {
+    const bad = Object.keys(meta.inputs).filter((p) => FORBIDDEN_IN_ELECTRON.some((f) => p.startsWith(f)));
+    if (bad.length) throw new Error(`the Electron ${name} bundle must contain the terminal only, but includes: ${bad.join(', ')}`);
+  }
+  return { main: main.metafile, preload: preload.metafile };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await buildElectron();
+  console.log('built dist/electron/main.cjs and dist/electron/preload.cjs');
+}
