@@ -5,6 +5,7 @@
  */
 import QRCode from 'qrcode';
 import { fenToYuan } from '../wechatpay/money';
+import { formatBeijingBill } from '../wechatpay/time';
 import type { SandboxServer } from './server';
 
 const esc = (s: unknown) =>
@@ -13,6 +14,12 @@ const esc = (s: unknown) =>
 const STATE_LABEL: Record<string, string> = {
   NOTPAY: '待支付', USERPAYING: '支付中', SUCCESS: '已支付', CLOSED: '已关闭', PAYERROR: '支付失败',
 };
+
+/** The page speaks Beijing time (the buyer's and WeChat Pay's clock), never UTC. */
+const bj = (iso: unknown) => (typeof iso === 'string' && iso ? formatBeijingBill(Date.parse(iso)) : '');
+
+/** The label of an order's state; an unpaid order past time_expire can no longer be paid. */
+const stateLabel = (o: Record<string, unknown>) => (o.expired ? '已过期（待商户关单）' : STATE_LABEL[o.state as string] ?? String(o.state));
 
 const KIND_LABEL: Record<string, string> = { delivery: '通知', probe: '签名探测', duplicate: '重复通知' };
 
@@ -25,7 +32,7 @@ function replyCell(d: { kind: string; ok: boolean; status?: number; error?: stri
 
 export async function renderPage(sb: SandboxServer): Promise<string> {
   const orders = sb.orderList().reverse();
-  const open = orders.filter((o) => o.state === 'NOTPAY' || o.state === 'USERPAYING' || o.state === 'PAYERROR');
+  const open = orders.filter((o) => !o.expired && (o.state === 'NOTPAY' || o.state === 'USERPAYING' || o.state === 'PAYERROR'));
   const done = orders.filter((o) => !open.includes(o)).slice(0, 20);
   const cards = await Promise.all(
     open.map(async (o) => {
@@ -37,7 +44,7 @@ export async function renderPage(sb: SandboxServer): Promise<string> {
     <div class="total">¥${esc(fenToYuan(o.total_amount as number))}</div>
     <div class="state s-${esc(o.state)}">${esc(STATE_LABEL[o.state as string] ?? o.state)}</div>
     <ul>${subs.map((s) => `<li><b>${esc(s.name)}</b> ${esc(s.description)} <span>¥${esc(fenToYuan(s.amount))}</span></li>`).join('')}</ul>
-    <div class="meta">单号 ${esc(o.combine_out_trade_no)}<br>最晚支付 ${esc(o.expires_at)}</div>
+    <div class="meta">单号 ${esc(o.combine_out_trade_no)}<br>最晚支付 ${esc(bj(o.expires_at))}</div>
     <div class="buttons">
       <button data-code="${esc(o.code_url)}" data-outcome="SUCCESS" class="pay">确认支付</button>
       <button data-code="${esc(o.code_url)}" data-outcome="USERPAYING">输入密码中</button>
@@ -75,17 +82,17 @@ td.ok{color:#07a050}td.bad{color:#d33}
 .empty{color:#888;background:#fff;border-radius:10px;padding:16px}
 #msg{position:fixed;bottom:16px;left:50%;transform:translateX(-50%);background:#333;color:#fff;padding:8px 16px;border-radius:6px;display:none}
 </style></head><body>
-<header>微信支付沙箱<small>扫码付款模拟 · 本机</small></header>
+<header>微信支付沙箱<small>扫码付款模拟 · 本机 · 北京时间 ${esc(formatBeijingBill(sb.now()))}</small></header>
 <main>
 <h2>待支付订单（${open.length}）</h2>
 ${cards.join('\n') || '<div class="empty">暂无待支付订单。收银台下单后，订单会出现在这里。</div>'}
 <h2>支付结果通知（待重试 ${pending.length}）</h2>
-${deliveries.length ? `<table><thead><tr><th>时间</th><th>订单</th><th>类型</th><th>第几次</th><th>商户应答</th></tr></thead><tbody>
-${deliveries.map((d) => `<tr><td>${esc(d.at.slice(11, 19))}</td><td>${esc(d.order)}</td><td>${esc(KIND_LABEL[d.kind] ?? d.kind)}</td><td>${d.attempt}</td>${replyCell(d)}</tr>`).join('\n')}
+${deliveries.length ? `<table><thead><tr><th>时间（北京）</th><th>订单</th><th>类型</th><th>第几次</th><th>商户应答</th></tr></thead><tbody>
+${deliveries.map((d) => `<tr><td>${esc(formatBeijingBill(d.at_ms).slice(11))}</td><td>${esc(d.order)}</td><td>${esc(KIND_LABEL[d.kind] ?? d.kind)}</td><td>${d.attempt}</td>${replyCell(d)}</tr>`).join('\n')}
 </tbody></table>` : '<div class="empty">尚未发送通知。</div>'}
 <h2>最近订单</h2>
-${done.length ? `<table><thead><tr><th>单号</th><th>金额</th><th>状态</th><th>支付时间</th></tr></thead><tbody>
-${done.map((o) => `<tr><td>${esc(o.combine_out_trade_no)}</td><td>¥${esc(fenToYuan(o.total_amount as number))}</td><td>${esc(STATE_LABEL[o.state as string] ?? o.state)}</td><td>${esc(o.paid_at ?? '')}</td></tr>`).join('\n')}
+${done.length ? `<table><thead><tr><th>单号</th><th>金额</th><th>状态</th><th>支付时间（北京）</th></tr></thead><tbody>
+${done.map((o) => `<tr><td>${esc(o.combine_out_trade_no)}</td><td>¥${esc(fenToYuan(o.total_amount as number))}</td><td>${esc(stateLabel(o))}</td><td>${esc(bj(o.paid_at))}</td></tr>`).join('\n')}
 </tbody></table>` : '<div class="empty">暂无。</div>'}
 </main>
 <div id="msg"></div>

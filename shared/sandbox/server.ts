@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { chmodSync } from 'node:fs';
 import { createNonce, signBody } from '../wechatpay/sign';
 import { beijingDate, formatBeijing, isCalendarDate } from '../wechatpay/time';
 import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
@@ -34,6 +35,11 @@ export interface SandboxOptions {
   /** Reply timeout for notifications (default 5000 ms, as WeChat Pay). */
   notifyReplyTimeoutMs?: number;
   log?: (event: Record<string, unknown>) => void;
+  /**
+   * Extra names (`name` or `name:port`) accepted in the `Host` header besides loopback and the
+   * listening address, e.g. a LAN address when a real phone opens the page (SANDBOX_ALLOWED_HOSTS).
+   */
+  allowedHosts?: string[];
 }
 
 export interface RunningSandbox {
@@ -89,6 +95,16 @@ function pathParam(segment: string): string {
   }
 }
 
+/** A folder from an older init was world-readable: the APIv3 keys in sandbox.json are secrets. */
+function tighten(sandboxDir: string): void {
+  try {
+    chmodSync(sandboxDir, 0o700);
+    chmodSync(join(sandboxDir, 'sandbox.json'), 0o600);
+  } catch {
+    // not ours to change (another owner, a read-only copy): serving still works
+  }
+}
+
 export class SandboxServer {
   readonly cfg: SandboxConfig;
   readonly store: StateStore;
@@ -103,6 +119,7 @@ export class SandboxServer {
   constructor(private readonly opts: SandboxOptions) {
     const sandboxDir = join(opts.dir, 'sandbox');
     this.cfg = loadSandboxConfig(sandboxDir);
+    tighten(sandboxDir);
     this.store = new StateStore(sandboxDir, { synchronous: opts.dbSynchronous });
     this.orders = new Orders(this.cfg, this.store);
     this.bills = new Bills(this.cfg, this.store);
@@ -115,7 +132,31 @@ export class SandboxServer {
     return Date.now() + this.store.state.clock_offset_seconds * 1000;
   }
 
+  /** `Host` values accepted (set once listening): loopback names and the listening address, with its port. */
+  private hosts = new Set<string>();
+  private port = 0;
+
+  setListening(address: string, port: number): void {
+    this.port = port;
+    const withPort = (n: string) => (port === 80 ? [`${n}:${port}`, n] : [`${n}:${port}`]);
+    const own = address.includes(':') ? `[${address}]` : address;
+    const extra = (this.opts.allowedHosts ?? []).map((h) => h.toLowerCase()).flatMap((h) => (/^[^[]*:\d+$|\]:\d+$/.test(h) ? [h] : withPort(h)));
+    this.hosts = new Set([...['127.0.0.1', 'localhost', '[::1]', own].flatMap(withPort), ...extra]);
+  }
+
+  /**
+   * DNS-rebinding guard (as the web host's): a page served under another name that resolves to
+   * 127.0.0.1 must not pay or read orders. 421 for any other `Host`.
+   */
+  hostAllowed(header: string | undefined): boolean {
+    return header !== undefined && this.hosts.has(header.toLowerCase());
+  }
+
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.hostAllowed(req.headers.host)) {
+      this.json(res, 421, { code: 'MISDIRECTED_REQUEST', message: `Host ${req.headers.host ?? '(none)'} is not this sandbox's address; use http://127.0.0.1:${this.port}` });
+      return;
+    }
     const target = req.url ?? '/';
     const u = new URL(target, 'http://sandbox.invalid');
     const method = (req.method ?? 'GET').toUpperCase();
@@ -436,6 +477,7 @@ export async function startSandbox(opts: SandboxOptions): Promise<RunningSandbox
     throw err;
   }
   const addr = server.address() as AddressInfo;
+  sb.setListening(addr.address, addr.port);
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   sb.notifier.start();
