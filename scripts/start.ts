@@ -25,7 +25,17 @@ const say = (msg: string) => console.log(`[start] ${msg}`);
 
 /** Cleanup run on signals and after a fatal error; set once something needs undoing. */
 let shutdown: () => Promise<void> = async () => undefined;
+let stopping = false;
 installProcessPolicy({ name: 'start', shutdown: () => shutdown() });
+// Installed first: a signal before its handler exists kills the process on the spot.
+const onSignal = () => {
+  if (stopping) return;
+  stopping = true;
+  say('stopping');
+  void shutdown().finally(() => process.exit(0));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 
 function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
@@ -128,10 +138,9 @@ if (electron) {
     await stopChild(child);
     await e.close();
   };
-  child.on('exit', (code) => void e.close().finally(() => process.exit(code ?? 0)));
-  const stop = () => void shutdown().finally(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  child.on('exit', (code) => {
+    if (!stopping) void e.close().finally(() => process.exit(code ?? 0));
+  });
 } else {
   const e = await startStack('web');
   const host = e.webHost!;
@@ -140,7 +149,6 @@ if (electron) {
   const display = !!(process.env.DISPLAY || process.env.WAYLAND_DISPLAY);
   let profile: string | null = null;
   let browserChild: ChildProcess | null = null;
-  let stopping = false;
   host.onSession(() => say('the app is open in the browser'));
   if (browser && display) {
     profile = mkdtempSync(join(tmpdir(), 'pos-chromium-')); // 0700
@@ -174,15 +182,9 @@ if (electron) {
     process.stdin.on('data', () => console.log(host.launchUrl()));
   }
   shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    say('stopping');
     // The browser first, and wait for it: its profile is removed only once nothing writes to it.
     if (browserChild) await stopChild(browserChild);
     await e.close();
     if (profile) removeProfile(profile);
   };
-  const stop = () => void shutdown().finally(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }
