@@ -34,11 +34,12 @@ export async function buildElectron(outDir = join(root, 'dist/electron')): Promi
   const main = await build({ ...common, entryPoints: [join(root, 'electron/main.ts')], outfile: join(outDir, 'main.cjs') });
   // The preload runs sandboxed: only `electron` may be required; everything else is inlined.
   const preload = await build({ ...common, external: ['electron'], entryPoints: [join(root, 'electron/preload.ts')], outfile: join(outDir, 'preload.cjs') });
-  for (const [name, meta] of [['main', main.metafile], ['preload', preload.metafile]] as const) {
+  const metas = { main: main.metafile!, preload: preload.metafile! };
+  for (const [name, meta] of Object.entries(metas)) {
     const bad = Object.keys(meta.inputs).filter((p) => FORBIDDEN_IN_ELECTRON.some((f) => p.startsWith(f)));
     if (bad.length) throw new Error(`the Electron ${name} bundle must contain the terminal only, but includes: ${bad.join(', ')}`);
   }
-  return { main: main.metafile, preload: preload.metafile };
+  return metas;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
