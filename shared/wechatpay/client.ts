@@ -10,7 +10,10 @@ import { buildCombineCloseBody, buildCombineNativeBody, parseCombineOrderResult,
 import type { MerchantKeys } from './credentials';
 import { ApiError, ConfigError, ResponseError, ValidationError } from './errors';
 import type { CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult, TradeBillRecord, TradeBillRequest, TradeBillResponse, TradeBillSummary } from './models';
-import { parseNotification, type ParsedNotification } from './notification';
+import { parseNotification, parseNotifyRequest, type ParseNotifyOptions, type ParsedNotification, type WechatPayNotification } from './notification';
+import { closeNative, createNative, queryNative, queryNativeById } from './native';
+import { createRefund, queryRefund } from './refund';
+import type { NativeOrderResult, NativeRequest, NativeResponse, RefundRequest, RefundResult } from './models';
 import { RequestSigner } from './sign';
 import { Transport, type RawResponse } from './transport';
 import { CombinedKeySource, PublicKeySource, Verifier, type HeaderBag, type VerificationKeySource } from './verify';
@@ -220,6 +223,44 @@ export class WechatPayClient {
   /** Verify → parse → decrypt a notification; throws VerificationError/NotificationError/DecryptionError. */
   parseNotification(headers: HeaderBag, rawBody: Buffer | string): Promise<ParsedNotification> {
     return parseNotification(this.verifier, this.apiV3Key, headers, rawBody);
+  }
+
+  // Refunds and basic Native (refund.ts, native.ts): this merchant signs, its key verifies.
+
+  /** `POST /v3/refund/domestic/refunds` as this merchant (the sub-order's own). */
+  createRefund(req: RefundRequest): Promise<RefundResult> {
+    return createRefund(this.transport, req);
+  }
+
+  /** `GET /v3/refund/domestic/refunds/{out_refund_no}`. */
+  queryRefund(outRefundNo: string): Promise<RefundResult> {
+    return queryRefund(this.transport, outRefundNo);
+  }
+
+  /** `POST /v3/pay/transactions/native` → `code_url`; `req.mchid` must be this client's. */
+  async createNative(req: NativeRequest): Promise<NativeResponse> {
+    if (req && typeof req === 'object' && req.mchid !== this.mchid) throw new ValidationError('/mchid', `must be this client's mchid ${this.mchid}`);
+    return createNative(this.transport, req);
+  }
+
+  /** `GET /v3/pay/transactions/out-trade-no/{no}?mchid=<this merchant>`. */
+  queryNative(outTradeNo: string): Promise<NativeOrderResult> {
+    return queryNative(this.transport, this.mchid, outTradeNo);
+  }
+
+  /** `GET /v3/pay/transactions/id/{transaction_id}?mchid=<this merchant>`. */
+  queryNativeById(transactionId: string): Promise<NativeOrderResult> {
+    return queryNativeById(this.transport, this.mchid, transactionId);
+  }
+
+  /** `POST …/out-trade-no/{no}/close {mchid}` → 204 (already closed resolves too). */
+  closeNative(outTradeNo: string): Promise<void> {
+    return closeNative(this.transport, this.mchid, outTradeNo);
+  }
+
+  /** Every notification kind (combine, basic, refund) through the one path, with this merchant's keys. */
+  parseNotifyRequest(headers: HeaderBag, rawBody: Buffer | string, opts?: ParseNotifyOptions): Promise<WechatPayNotification> {
+    return parseNotifyRequest({ verifier: this.verifier, apiV3Key: this.apiV3Key }, headers, rawBody, opts);
   }
 }
 

@@ -7,7 +7,10 @@ import { Transport } from '../../shared/wechatpay/transport';
 import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
 import type { NativeRequest } from '../../shared/wechatpay/models';
 import { startFakeWechatPay, type FakeWechatPay } from './helpers/fake-wechatpay';
-import { rsaPair } from './helpers/keys';
+import { apiKey, rsaPair } from './helpers/keys';
+import { WechatPayClient } from '../../shared/wechatpay/client';
+import { encryptResource } from '../../shared/wechatpay/aead';
+import { signBody } from '../../shared/wechatpay/sign';
 
 const merchant = rsaPair();
 const wx = rsaPair();
@@ -186,5 +189,48 @@ describe('basic Native create/query/close over real HTTP', () => {
     await expect(closeNative(api, MCHID, 'S20250314120301A')).rejects.toMatchObject({ code: 'HEADER_MISSING' });
     fake.on('POST', '/v3/pay/transactions/out-trade-no/S20250314120301A/close', () => ({ status: 204, signer: { serial: PUB_ID, key: rsaPair().privateKey } }));
     await expect(closeNative(api, MCHID, 'S20250314120301A')).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
+  });
+});
+
+describe('the per-merchant client exposes the same calls as methods', () => {
+  const client = () => new WechatPayClient({
+    mchid: MCHID, certSerial: '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', privateKey: merchant.privateKey, apiV3Key: apiKey(),
+    wechatpayPublicKey: { id: PUB_ID, key: wx.publicKey }, baseUrl: fake.url, backoffBaseMs: 5,
+  });
+
+  it('createNative / queryNative / queryNativeById / closeNative as this merchant; another mchid is refused unsent', async () => {
+    const c = client();
+    fake.on('POST', '/v3/pay/transactions/native', () => ({ body: { code_url: 'weixin://m' } }));
+    fake.on('GET', '/v3/pay/transactions/out-trade-no/S20250314120301A', () => ({ body: paid() }));
+    fake.on('GET', '/v3/pay/transactions/id/', () => ({ body: paid() }));
+    fake.on('POST', '/v3/pay/transactions/out-trade-no/S20250314120301A/close', () => ({ status: 204 }));
+    await expect(c.createNative({ ...request(), mchid: '1900000109' })).rejects.toMatchObject({ field: '/mchid' });
+    expect(fake.requests).toHaveLength(0);
+    expect(await c.createNative(request())).toEqual({ code_url: 'weixin://m' });
+    expect((await c.queryNative('S20250314120301A')).trade_state).toBe('SUCCESS');
+    expect((await c.queryNativeById('4200002601202503141234567890')).out_trade_no).toBe('S20250314120301A');
+    await c.closeNative('S20250314120301A');
+    expect(fake.requests.map((r) => [r.method, r.url, r.signatureOk, r.headers.authorization?.includes(`mchid="${MCHID}"`)])).toEqual([
+      ['POST', '/v3/pay/transactions/native', true, true],
+      ['GET', `/v3/pay/transactions/out-trade-no/S20250314120301A?mchid=${MCHID}`, true, true],
+      ['GET', `/v3/pay/transactions/id/4200002601202503141234567890?mchid=${MCHID}`, true, true],
+      ['POST', '/v3/pay/transactions/out-trade-no/S20250314120301A/close', true, true],
+    ]);
+  });
+
+  it('createRefund / queryRefund / parseNotifyRequest', async () => {
+    const c = client();
+    const refund = { refund_id: '5000', out_refund_no: 'R20250315093000A1', transaction_id: '4200002601202503141234567890', out_trade_no: 'S20250314120301A', status: 'SUCCESS', amount: { total: 2800, refund: 2800 } };
+    fake.on('POST', '/v3/refund/domestic/refunds', () => ({ body: refund }));
+    fake.on('GET', '/v3/refund/domestic/refunds/R20250315093000A1', () => ({ body: refund }));
+    expect((await c.createRefund({ out_trade_no: 'S20250314120301A', out_refund_no: 'R20250315093000A1', amount: { refund: 2800, total: 2800, currency: 'CNY' } })).status).toBe('SUCCESS');
+    expect((await c.queryRefund('R20250315093000A1')).amount.refund).toBe(2800);
+    const body = Buffer.from(JSON.stringify({
+      id: 'EV-1', create_time: '2025-03-15T09:30:05+08:00', resource_type: 'encrypt-resource', event_type: 'TRANSACTION.SUCCESS',
+      resource: { original_type: 'transaction', ...encryptResource(JSON.stringify(paid()), apiKey(), 'transaction') },
+    }));
+    const n = await c.parseNotifyRequest(signBody(wx.privateKey, PUB_ID, body), body);
+    expect(n.kind).toBe('transaction');
+    expect(n.resource).toMatchObject({ out_trade_no: 'S20250314120301A', amount: { total: 2800 } });
   });
 });
