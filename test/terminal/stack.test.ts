@@ -30,6 +30,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Receipt jobs the terminal holds for an order (queued ones included: what would print). */
+const receiptJobs = async (no: string) => (await stack.services.printJobs()).filter((j) => j.kind === 'receipt' && j.combine_out_trade_no === no);
+
 async function until<T>(what: string, f: () => T | undefined | null | false, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
@@ -82,15 +85,17 @@ describe('embedded stack', () => {
     for (const s of paid.sub_orders) expect(receipt.text).toContain(s.transaction_id);
     expect(receipt.qr).toEqual([]);
     expect(receipt.text).not.toContain('REPRINT');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(printer.jobs).toHaveLength(2);
     expect(events.some((e) => e.type === 'print.job' && e.job.kind === 'receipt' && e.job.state === 'done')).toBe(true);
+    expect(await receiptJobs(order.combine_out_trade_no)).toHaveLength(1);
   });
 
   it('reprint on demand is marked REPRINT', async () => {
     const job = await stack.services.print('receipt', order.combine_out_trade_no, true);
     expect(job).toMatchObject({ state: 'done', reprint: true });
+    // Jobs print one at a time in order: a second automatic receipt queued before this reprint
+    // would have been paper #2.
     expect((await printer.waitForJob(2)).decoded.text).toContain('REPRINT');
+    expect(await receiptJobs(order.combine_out_trade_no)).toHaveLength(2);
     await expect(stack.services.print('slip', 'NOSUCHORDER1')).rejects.toMatchObject({ code: expect.any(String) });
   });
 
@@ -119,9 +124,13 @@ describe('embedded stack', () => {
     }
     expect([stack.sandboxUrl, stack.relayUrl].some((u) => old.includes(u))).toBe(false);
     expect([stack.cashierToken, stack.managerToken]).toEqual(tokens);
+    events.length = 0;
+    stack.services.onEvent((e) => events.push(e));
     expect((await stack.services.getOrder(order.combine_out_trade_no)).state).toBe('SUCCESS');
-    await until('online again', () => stack.services.connection === 'online');
-    await new Promise((r) => setTimeout(r, 500));
+    // The paid order comes back in the relay's first message: that is when a second receipt
+    // would be queued (synchronously, as the message is applied).
+    await until('snapshot after the restart', () => events.find((e) => e.type === 'snapshot' && e.orders.some((o) => o.combine_out_trade_no === order.combine_out_trade_no)));
+    expect(await receiptJobs(order.combine_out_trade_no)).toHaveLength(2); // the original and the reprint, from the job file
     expect(printer.jobs).toHaveLength(4);
   });
 
@@ -137,16 +146,18 @@ describe('embedded stack', () => {
     const receipt = (await printer.waitForJob(5)).decoded;
     expect(receipt.text).toContain(paid.sub_orders[0]!.transaction_id);
     expect(receipt.text).not.toContain('REPRINT');
-    await new Promise((r) => setTimeout(r, 500));
-    expect(printer.jobs).toHaveLength(6); // not a second, automatic receipt as well
+    // The relay pushes the SUCCESS its query found: that is when an automatic receipt would start.
+    await until('SUCCESS pushed', () => events.some((e) => e.type === 'order.updated' && e.order.combine_out_trade_no === o.combine_out_trade_no && e.order.state === 'SUCCESS'));
+    expect(await receiptJobs(o.combine_out_trade_no)).toHaveLength(1); // not a second, automatic receipt as well
 
     // The screen's button asks with reprint=true when it has seen no receipt yet: still one paper.
     const o2 = await stack.services.createOrder({ sub_orders: [{ mchid: merchants[0]!.mchid, description: '面', amount: 1300 }, { mchid: merchants[1]!.mchid, description: '茶', amount: 400 }] }, 'smoke-key-0004');
-    await printer.waitForJob(6);
+    expect((await printer.waitForJob(6)).decoded.qr).toEqual([o2.code_url]);
     await fetch(`${stack.sandboxUrl}/sandbox/pay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code_url: o2.code_url, notify: false }) });
     expect(await stack.services.print('receipt', o2.combine_out_trade_no, true)).toMatchObject({ kind: 'receipt', state: 'done' });
     await printer.waitForJob(7);
-    await new Promise((r) => setTimeout(r, 500));
+    await until('SUCCESS pushed', () => events.some((e) => e.type === 'order.updated' && e.order.combine_out_trade_no === o2.combine_out_trade_no && e.order.state === 'SUCCESS'));
+    expect(await receiptJobs(o2.combine_out_trade_no)).toHaveLength(1);
     expect(printer.jobs).toHaveLength(8);
   });
 });
