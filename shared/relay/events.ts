@@ -68,7 +68,7 @@ export class EventHub {
   private readonly timer: NodeJS.Timeout;
   private readonly o: Required<HubOptions>;
   /** order.updated messages with cursor > ringFrom, ascending. */
-  private ring: { cursor: number; msg: string }[] = [];
+  private ring: { cursor: number; no: string; msg: string }[] = [];
   private ringFrom: number;
   private snapshotBuild: Promise<Built> | null = null;
   private snapshotCache: Built | null = null;
@@ -182,10 +182,13 @@ export class EventHub {
     throw new Error('the change feed moved too fast to start a socket');
   }
 
+  /** Ring messages after `cursor`, the latest per order only (as a replay from the database). */
   private ringAfter(cursor: number): string[] {
     let i = this.ring.length;
     while (i > 0 && this.ring[i - 1]!.cursor > cursor) i--;
-    return this.ring.slice(i).map((m) => m.msg);
+    const tail = this.ring.slice(i);
+    const last = new Map(tail.map((m, k) => [m.no, k]));
+    return tail.filter((m, k) => last.get(m.no) === k).map((m) => m.msg);
   }
 
   /** One snapshot build at a time, reused for SNAPSHOT_REUSE_MS by everyone connecting. */
@@ -220,7 +223,7 @@ export class EventHub {
 
   orderUpdated(order: Order, cursor: number): void {
     const msg = JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent);
-    this.ring.push({ cursor, msg });
+    this.ring.push({ cursor, no: order.combine_out_trade_no, msg });
     if (this.ring.length > RING_MAX) this.ringFrom = this.ring.splice(0, this.ring.length - RING_MAX).pop()!.cursor;
     this.broadcast(msg);
   }

@@ -4,7 +4,7 @@
  */
 import type { Alert, Order, OrderCreation, OrderState, SubOrder } from '../contracts/relay-api';
 import type { Statement } from 'better-sqlite3';
-import { ORDER_HORIZON_MS, type Db } from './db';
+import type { Db } from './db';
 
 const OPEN_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING'];
 const OPEN_SQL = "('NOTPAY','USERPAYING')";
@@ -333,8 +333,10 @@ export class OrderStore {
   list(f: ListFilter): Order[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    // An open state uses the small partial index orders_open.
-    if (f.open || (f.state && OPEN_STATES.includes(f.state))) where.push(`o.state IN ${OPEN_SQL}`);
+    // An open state reads the small partial index orders_open, named so the planner never
+    // walks a terminal's (or the whole) history instead.
+    const openOnly = f.open || (f.state !== undefined && OPEN_STATES.includes(f.state));
+    if (openOnly) where.push(`o.state IN ${OPEN_SQL}`);
     if (f.open) where.push("o.creation != 'FAILED'");
     if (f.state) { where.push('o.state = ?'); args.push(f.state); }
     if (f.olderThanMinutes !== undefined) { where.push('o.created_ms <= ?'); args.push(Date.now() - f.olderThanMinutes * 60_000); }
@@ -351,7 +353,7 @@ export class OrderStore {
     }
     if (f.dateStartMs !== undefined) { where.push('o.created_ms >= ? AND o.created_ms < ?'); args.push(f.dateStartMs, f.dateStartMs + 86_400_000); }
     if (f.terminal) { where.push('o.terminal = ?'); args.push(f.terminal); }
-    const sql = `SELECT ${ORDER_COLUMNS.replace(/(^|,\s*)(\w+)/g, '$1o.$2')} FROM orders o ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY o.created_ms DESC LIMIT ?`;
+    const sql = `SELECT ${ORDER_COLUMNS.replace(/(^|,\s*)(\w+)/g, '$1o.$2')} FROM orders o${openOnly ? ' INDEXED BY orders_open' : ''} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY o.created_ms DESC LIMIT ?`;
     args.push(f.limit);
     return (this.cachedStatement(sql).all(...args) as OrderRow[]).map((r) => this.toOrder(r));
   }
@@ -366,10 +368,10 @@ export class OrderStore {
 
   /** Paid sub-orders per merchant for a Beijing day (paid time). */
   takings(dayStartMs: number): { mchid: string; amount: number; count: number }[] {
-    return this.db.prepare(`SELECT s.mchid AS mchid, SUM(s.amount) AS amount, COUNT(*) AS count FROM orders o
+    return this.cachedStatement(`SELECT s.mchid AS mchid, SUM(s.amount) AS amount, COUNT(*) AS count FROM orders o INDEXED BY orders_paid_success
       JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no
-      WHERE o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ? GROUP BY s.mchid`)
-      .all(dayStartMs - ORDER_HORIZON_MS, dayStartMs + 86_400_000, dayStartMs, dayStartMs + 86_400_000) as {
+      WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ? GROUP BY s.mchid`)
+      .all(dayStartMs, dayStartMs + 86_400_000) as {
       mchid: string; amount: number; count: number;
     }[];
   }
