@@ -125,6 +125,21 @@ describe('web host', () => {
     expect(await trav.text()).not.toContain('outside the renderer');
   });
 
+  it('a file that cannot be read is a 404, not a crash (the stream has an error handler)', async () => {
+    // A Unix socket exists and is not a folder, but opening it fails (ENXIO), even for root.
+    const { createServer } = await import('node:net');
+    const sock = createServer();
+    await new Promise<void>((ok) => sock.listen(join(dir, 'renderer', 'assets', 'broken.js'), ok));
+    try {
+      const res = await fetch(`${host.origin}/assets/broken.js`);
+      expect(res.status).toBe(404);
+      // Still serving.
+      expect((await fetch(`${host.origin}/assets/app.js`)).status).toBe(200);
+    } finally {
+      await new Promise((ok) => sock.close(ok));
+    }
+  });
+
   it('answers only under its loopback name (DNS-rebinding guard)', async () => {
     const { request } = await import('node:http');
     const status = await new Promise<number>((ok, fail) => {
