@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { encryptResource } from '../wechatpay/aead';
 import { createNonce, PROBE_PREFIX, signBody } from '../wechatpay/sign';
 import { formatBeijing } from '../wechatpay/time';
-import type { CombineOrderResult, NotificationEnvelope } from '../wechatpay/models';
+import type { NotificationEnvelope } from '../wechatpay/models';
 import type { MerchantKeys, SandboxConfig } from './config';
 import { defaultKey } from './auth';
 import type { DeliveryKind, DeliveryLogEntry, PendingDelivery, StateStore } from './state';
@@ -21,6 +21,16 @@ export interface NotifierOptions {
   timeScale: number;
   replyTimeoutMs?: number;
   log?: (event: Record<string, unknown>) => void;
+}
+
+/** What to notify: the event, its plain resource (encrypted here), and a label for logs (the order or refund number). */
+export interface Notification {
+  event_type: string;
+  summary: string;
+  /** `transaction` or `refund`: also the AEAD associated data. */
+  original_type: 'transaction' | 'refund';
+  resource: object;
+  label: string;
 }
 
 export class Notifier {
@@ -50,17 +60,17 @@ export class Notifier {
    * merchant the notification concerns (combine: the initiator): its APIv3 key encrypts the
    * resource and its WeChat Pay key signs every attempt.
    */
-  enqueue(merchant: MerchantKeys, order: CombineOrderResult, notifyUrl: string, businessNow: number, extras: { probes?: number; duplicates?: number } = {}): PendingDelivery {
+  enqueue(merchant: MerchantKeys, n: Notification, notifyUrl: string, businessNow: number, extras: { probes?: number; duplicates?: number } = {}): PendingDelivery {
     const envelope: NotificationEnvelope = {
       id: randomUUID(),
       create_time: formatBeijing(businessNow),
       resource_type: 'encrypt-resource',
-      event_type: 'TRANSACTION.SUCCESS',
-      summary: '支付成功',
-      resource: { original_type: 'transaction', ...encryptResource(JSON.stringify(order), merchant.apiV3Key, 'transaction') } as NotificationEnvelope['resource'],
+      event_type: n.event_type,
+      summary: n.summary,
+      resource: { original_type: n.original_type, ...encryptResource(JSON.stringify(n.resource), merchant.apiV3Key, n.original_type) } as NotificationEnvelope['resource'],
     };
     const p: PendingDelivery = {
-      order: order.combine_out_trade_no,
+      order: n.label,
       mchid: merchant.mchid,
       notification_id: envelope.id,
       notify_url: notifyUrl,

@@ -44,7 +44,7 @@ export async function renderPage(sb: SandboxServer): Promise<string> {
     <div class="total">¥${esc(fenToYuan(o.total_amount as number))}</div>
     <div class="state s-${esc(o.state)}">${esc(STATE_LABEL[o.state as string] ?? o.state)}</div>
     <ul>${subs.map((s) => `<li><b>${esc(s.name)}</b> ${esc(s.description)} <span>¥${esc(fenToYuan(s.amount))}</span></li>`).join('')}</ul>
-    <div class="meta">单号 ${esc(o.combine_out_trade_no)}<br>最晚支付 ${esc(bj(o.expires_at))}</div>
+    <div class="meta">${o.kind === 'basic' ? '单商户 · ' : '合单 · '}单号 ${esc(o.combine_out_trade_no)}<br>最晚支付 ${esc(bj(o.expires_at))}</div>
     <div class="buttons">
       <button data-code="${esc(o.code_url)}" data-outcome="SUCCESS" class="pay">确认支付</button>
       <button data-code="${esc(o.code_url)}" data-outcome="USERPAYING">输入密码中</button>

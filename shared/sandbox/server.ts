@@ -87,11 +87,11 @@ function parseJson(raw: Buffer): unknown {
 }
 
 /** A path segment, decoded; broken percent-encoding is the caller's mistake (400), not ours (500). */
-function pathParam(segment: string): string {
+function pathParam(segment: string, field = 'combine_out_trade_no'): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new ApiFailure(400, 'PARAM_ERROR', `路径参数编码错误 (path segment ${segment} is not valid percent-encoding)`, { field: 'combine_out_trade_no', location: 'path' });
+    throw new ApiFailure(400, 'PARAM_ERROR', `路径参数编码错误 (path segment ${segment} is not valid percent-encoding)`, { field, location: 'path' });
   }
 }
 
@@ -267,6 +267,36 @@ export class SandboxServer {
         return (_b, mchid) => ({ status: 200, body: this.orders.query(no, mchid) });
       }
     }
+    const BASIC = '/v3/pay/transactions/';
+    if (path === '/v3/pay/transactions/native') {
+      need('POST');
+      return (body, mchid) => ({ status: 200, body: this.orders.createBasic(body, mchid, this.now()) });
+    }
+    if (path.startsWith(BASIC + 'out-trade-no/')) {
+      const rest = path.slice((BASIC + 'out-trade-no/').length);
+      const closeMatch = /^([^/]+)\/close$/.exec(rest);
+      if (closeMatch) {
+        need('POST');
+        const no = pathParam(closeMatch[1]!, 'out_trade_no');
+        return (body, mchid) => {
+          const r = this.orders.closeBasic(no, body, mchid, this.closeMinAge, this.now());
+          return r === 'USER_PAYING' ? { status: 202, body: { code: 'USER_PAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
+        };
+      }
+      if (/^[^/]+$/.test(rest)) {
+        need('GET');
+        const no = pathParam(rest, 'out_trade_no');
+        return (_b, mchid, u) => ({ status: 200, body: this.orders.queryBasic(no, u.searchParams, mchid) });
+      }
+    }
+    if (path.startsWith(BASIC + 'id/')) {
+      const rest = path.slice((BASIC + 'id/').length);
+      if (/^[^/]+$/.test(rest)) {
+        need('GET');
+        const tx = pathParam(rest, 'transaction_id');
+        return (_b, mchid, u) => ({ status: 200, body: this.orders.queryBasicById(tx, u.searchParams, mchid) });
+      }
+    }
     if (path === '/v3/certificates') {
       need('GET');
       return (_b, mchid) => this.certificates(this.cfg.keys.get(mchid)!);
@@ -379,7 +409,9 @@ export class SandboxServer {
     const names = this.cfg.names;
     return this.orders.all().map((o) => {
       return {
+        kind: o.kind ?? 'combine',
         combine_out_trade_no: o.combine_out_trade_no,
+        mchid: o.request.combine_mchid,
         state: o.state,
         /** Past time_expire and unpaid: the buyer can no longer pay (the state is unchanged). */
         expired: this.orders.expired(o, now),
@@ -397,6 +429,7 @@ export class SandboxServer {
           description: s.description,
           amount: s.amount.total_amount,
           transaction_id: o.sub_orders[i]!.transaction_id ?? null,
+          trade_state: this.orders.subState(o, i),
         })),
       };
     });
@@ -417,13 +450,18 @@ export class SandboxServer {
     return this.store.transaction(() => {
       const o = this.orders.pay(code, outcome, now);
       if (o.state === 'SUCCESS' && b.notify !== false) {
-        // A combine notification concerns the initiator: its keys sign and encrypt it.
-        this.notifier.enqueue(this.cfg.keys.get(o.request.combine_mchid)!, this.orders.result(o), o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
+        // A combine notification concerns the initiator, a basic one its merchant (request.combine_mchid
+        // in both): that merchant's keys sign and encrypt it.
+        const resource = o.kind === 'basic' ? this.orders.basicResult(o) : this.orders.result(o);
+        this.notifier.enqueue(this.cfg.keys.get(o.request.combine_mchid)!, { event_type: 'TRANSACTION.SUCCESS', summary: '支付成功', original_type: 'transaction', resource, label: o.combine_out_trade_no }, o.request.notify_url, now, { probes: b.probes as number | undefined, duplicates: b.duplicates as number | undefined });
       }
       return {
+        kind: o.kind ?? 'combine',
+        /** The combine number; a basic order's out_trade_no. */
         combine_out_trade_no: o.combine_out_trade_no,
+        mchid: o.request.combine_mchid,
         state: o.state,
-        sub_orders: o.request.sub_orders.map((s, i) => ({ out_trade_no: s.out_trade_no, transaction_id: o.sub_orders[i]!.transaction_id ?? null })),
+        sub_orders: o.request.sub_orders.map((s, i) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no, transaction_id: o.sub_orders[i]!.transaction_id ?? null })),
       };
     });
   }

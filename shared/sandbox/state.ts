@@ -14,16 +14,24 @@
 import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CombineNativeRequest, TradeState } from '../wechatpay/models';
+import type { CombineNativeRequest, NativeRequest, TradeState } from '../wechatpay/models';
 import { SandboxError } from './errors';
 
 export interface StoredSubOrder {
   out_trade_no: string;
   transaction_id?: string;
+  /** A refund was made on this sub-order: its trade_state reads REFUND (the order stays SUCCESS). */
+  refunded?: boolean;
 }
 
 export interface StoredOrder {
+  /** Absent: a combine order. 'basic': a basic Native order, held as one sub-order. */
+  kind?: 'basic';
+  /** The basic request as sent (kind 'basic'). */
+  basic?: NativeRequest;
+  /** The combine number; a basic order's out_trade_no. */
   combine_out_trade_no: string;
+  /** The combine request; for a basic order its one-sub-order view (combine_mchid = its mchid). */
   request: CombineNativeRequest;
   /** Canonical JSON of the request (sorted keys) to recognise an identical re-request. */
   fingerprint: string;
@@ -38,6 +46,11 @@ export interface StoredOrder {
   bank_type?: string;
   paid_at?: number;
   closed_at?: number;
+}
+
+/** The key of an order in the state: the combine number, or `basic/<mchid>/<out_trade_no>`. */
+export function orderKey(o: Pick<StoredOrder, 'kind' | 'combine_out_trade_no' | 'request'>): string {
+  return o.kind === 'basic' ? `basic/${o.request.combine_mchid}/${o.combine_out_trade_no}` : o.combine_out_trade_no;
 }
 
 export type DeliveryKind = 'delivery' | 'probe' | 'duplicate';
@@ -179,7 +192,7 @@ export class StateStore {
     const docs = <T>(sql: string) => (this.db.prepare(sql).all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
     const clock = this.db.prepare("SELECT value FROM meta WHERE key = 'clock_offset_seconds'").get() as { value: string } | undefined;
     const orders: Record<string, StoredOrder> = {};
-    for (const o of docs<StoredOrder>('SELECT doc FROM orders ORDER BY rowid')) orders[o.combine_out_trade_no] = o;
+    for (const o of docs<StoredOrder>('SELECT doc FROM orders ORDER BY rowid')) orders[orderKey(o)] = o;
     return {
       version: 1,
       clock_offset_seconds: clock ? Number(clock.value) : 0,
@@ -203,7 +216,7 @@ export class StateStore {
 
   /** Writes the order's current document (call after every change to it). */
   putOrder(o: StoredOrder): void {
-    this.stmt.putOrder.run(o.combine_out_trade_no, JSON.stringify(o));
+    this.stmt.putOrder.run(orderKey(o), JSON.stringify(o));
   }
 
   putPending(p: PendingDelivery): void {

@@ -3,7 +3,7 @@
  * PARAM_ERROR whose detail.field is a JSON pointer to the offending field.
  */
 import { isIP } from 'node:net';
-import type { CombineCloseRequest, CombineNativeRequest } from '../wechatpay/models';
+import type { CombineCloseRequest, CombineNativeRequest, NativeRequest } from '../wechatpay/models';
 import { parseRfc3339 } from '../wechatpay/time';
 import { paramError } from './errors';
 
@@ -81,7 +81,11 @@ export function validateCreate(body: unknown): CombineNativeRequest {
   });
   const te = str(body, 'time_expire', '', { max: 64 });
   if (te !== undefined && !parseRfc3339(te)) throw paramError('/time_expire', '时间格式错误，应为yyyy-MM-DDTHH:mm:ss+08:00 (RFC 3339)', te);
-  const notify = str(body, 'notify_url', '', { required: true, max: 255 })!;
+  notifyUrl(str(body, 'notify_url', '', { required: true, max: 255 })!);
+  return body as unknown as CombineNativeRequest;
+}
+
+function notifyUrl(notify: string): void {
   let url: URL;
   try {
     url = new URL(notify);
@@ -91,7 +95,6 @@ export function validateCreate(body: unknown): CombineNativeRequest {
   // Real WeChat Pay wants HTTPS on the internet; the sandbox also accepts http for local receivers.
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw paramError('/notify_url', '仅支持http(s) (must be http or https)', notify);
   if (url.search || notify.includes('?')) throw paramError('/notify_url', '不允许携带查询串 (must not carry a query string)', notify);
-  return body as unknown as CombineNativeRequest;
 }
 
 export function validateClose(body: unknown): CombineCloseRequest {
@@ -114,4 +117,42 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (isObj(v)) return `{${Object.keys(v).sort().filter((k) => v[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
   return JSON.stringify(v);
+}
+
+/** Basic Native out_trade_no: 6–32 of `[0-9A-Za-z_\-*]` (the basic page). */
+const NATIVE_NO = /^[0-9A-Za-z_\-*]{6,32}$/;
+
+/** `POST /v3/pay/transactions/native` (addendum "Basic Native"). */
+export function validateNative(body: unknown): NativeRequest {
+  if (!isObj(body)) throw paramError('', '请求体应为JSON对象 (body must be a JSON object)');
+  str(body, 'appid', '', { required: true, max: 32 });
+  str(body, 'mchid', '', { required: true, max: 32 });
+  str(body, 'description', '', { required: true, max: 127 });
+  str(body, 'out_trade_no', '', { required: true, min: 6, max: 32, pattern: NATIVE_NO });
+  str(body, 'attach', '', { max: 128 });
+  str(body, 'goods_tag', '', { max: 32 });
+  if (body.support_fapiao !== undefined && typeof body.support_fapiao !== 'boolean') throw paramError('/support_fapiao', '应为布尔值 (must be a boolean)', body.support_fapiao);
+  if (!isObj(body.amount)) throw paramError('/amount', body.amount === undefined ? '字段缺失 (required)' : '应为对象 (must be an object)');
+  const total = body.amount.total;
+  if (total === undefined) throw paramError('/amount/total', '字段缺失 (required)');
+  if (typeof total !== 'number' || !Number.isInteger(total) || total <= 0 || total > MAX_SUB_AMOUNT) {
+    throw paramError('/amount/total', '金额应为正整数（单位：分） (must be a positive integer number of fen)', total);
+  }
+  const currency = str(body.amount, 'currency', '/amount', { max: 16 });
+  if (currency !== undefined && currency !== 'CNY') throw paramError('/amount/currency', '仅支持CNY (only CNY)', currency);
+  if (body.scene_info !== undefined) {
+    if (!isObj(body.scene_info)) throw paramError('/scene_info', '应为对象 (must be an object)');
+    str(body.scene_info, 'device_id', '/scene_info', { max: 32 });
+    const ip = str(body.scene_info, 'payer_client_ip', '/scene_info', { required: true, max: 45 });
+    if (!isIP(ip!)) throw paramError('/scene_info/payer_client_ip', '不是合法的IP地址 (not an IPv4/IPv6 address)', ip);
+  }
+  if (body.settle_info !== undefined) {
+    if (!isObj(body.settle_info)) throw paramError('/settle_info', '应为对象 (must be an object)');
+    const ps = body.settle_info.profit_sharing;
+    if (ps !== undefined && typeof ps !== 'boolean') throw paramError('/settle_info/profit_sharing', '应为布尔值 (must be a boolean)', ps);
+  }
+  const te = str(body, 'time_expire', '', { max: 64 });
+  if (te !== undefined && !parseRfc3339(te)) throw paramError('/time_expire', '时间格式错误，应为yyyy-MM-DDTHH:mm:ss+08:00 (RFC 3339)', te);
+  notifyUrl(str(body, 'notify_url', '', { required: true, max: 255 })!);
+  return body as unknown as NativeRequest;
 }

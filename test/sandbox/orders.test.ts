@@ -225,7 +225,8 @@ describe('public-key mode', () => {
   });
 
   it('answers unknown endpoints 404, wrong methods 405, non-JSON posts and oversized bodies with errors', async () => {
-    expect((await send(env, 'GET', '/v3/pay/transactions/native')).status).toBe(404);
+    expect((await send(env, 'GET', '/v3/pay/transactions/jsapi')).status).toBe(404);
+    expect((await send(env, 'GET', '/v3/pay/transactions/native')).status).toBe(405);
     expect((await send(env, 'GET', CREATE)).status).toBe(405);
     const noCt = await send(env, 'POST', CREATE, combineRequest(env), { omit: ['Content-Type'] });
     expect([noCt.status, noCt.json.code]).toEqual([400, 'INVALID_REQUEST']);
