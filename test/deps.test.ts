@@ -131,9 +131,6 @@ describe('dependency rules', () => {
     expect(all.some((i) => under(i.from, 'renderer') && i.to === 'shared/contracts/terminal-api.ts')).toBe(true);
     const broken = all
       .map((i) => ({ ...i, rule: ruleBroken(i.from, i.to) }))
-      // TODO(renderer): drop this allowance once renderer/ imports the relay shapes from
-      // terminal-api.ts (which re-exports them).
-      .filter((i) => !(i.rule && under(i.from, 'renderer') && i.to === 'shared/contracts/relay-api.ts'))
       .filter((i) => i.rule)
       .map((i) => `${i.from} imports ${i.spec} (${i.to}): ${i.rule}`);
     expect(broken).toEqual([]);
