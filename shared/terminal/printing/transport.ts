@@ -1,8 +1,10 @@
 /**
- * Sends a job's bytes to a network ESC/POS printer over raw TCP (port 9100) and classifies
- * failures for the cashier. Our own socket rather than node-thermal-printer's network interface:
- * its execute() keeps the socket to itself and can hang when the peer goes quiet, so a deadline
- * around it left one socket open per hung attempt. Here the deadline destroys the socket.
+ * Sends a job's bytes to a network ESC/POS printer over raw TCP (port 9100) through
+ * node-thermal-printer, and classifies failures for the cashier. The bytes are ours (GB18030
+ * text, GS ( k QR); the library carries them through its interface seam, which takes any object
+ * with `execute(buffer, options)`. We plug in our own TCP interface rather than the library's
+ * network one: that one keeps its socket to itself and can hang when the peer goes quiet, so a
+ * deadline around it left one socket open per hung attempt. Here the deadline destroys the socket.
  *
  * Every failure says whether the paper may have come out (`mayHavePrinted`): once bytes were
  * handed to a connected printer, a failure (no answer, printer reports offline, connection reset)
@@ -10,8 +12,14 @@
  * loaded). The print queue never retries those by itself.
  */
 import { connect } from 'node:net';
+import ntp from 'node-thermal-printer';
 import type { PrinterFailure } from '../../contracts/terminal-api';
 import { PRINTER_PATTERN } from '../settings';
+
+const { printer: ThermalPrinter, types: PrinterTypes } = ntp as unknown as {
+  printer: new (cfg: object) => { setBuffer(b: Buffer): void; execute(o?: { waitForResponse?: boolean }): Promise<unknown> };
+  types: { EPSON: string };
+};
 
 export class PrinterError extends Error {
   constructor(readonly failure: PrinterFailure, message: string, readonly mayHavePrinted = false) {
@@ -48,51 +56,69 @@ export interface SendOptions {
 }
 
 /** Sends `bytes` to `tcp://host:port`; resolves when written (and acknowledged with waitForAck). */
-export function sendToPrinter(uri: string, bytes: Buffer, opts: SendOptions = {}): Promise<void> {
+export async function sendToPrinter(uri: string, bytes: Buffer, opts: SendOptions = {}): Promise<void> {
   const m = PRINTER_PATTERN.exec(uri);
-  if (!m) return Promise.reject(new PrinterError('error', `not a network printer address: ${uri}`));
-  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
-  const port = Number(m[2]);
-  const target = `${m[1]}:${m[2]}`;
-  const timeoutMs = opts.timeoutMs ?? 5_000;
-  return new Promise<void>((resolve, reject) => {
-    let sent = false;
-    let settled = false;
-    const socket = connect({ host, port });
-    const finish = (err: PrinterError | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
-      // Always ours to end: no socket outlives its attempt, whatever the printer does.
-      socket.destroy();
-      if (err) reject(err);
-      else resolve();
-    };
-    const deadline = setTimeout(() => {
-      finish(new PrinterError('timeout', `printer ${target} did not ${sent ? 'answer' : 'accept the connection'} within ${timeoutMs} ms`, sent));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      sent = true;
-      socket.write(bytes, (err) => {
-        if (err) return finish(classifyPrinterError(err, target, true));
-        // Without a status request: done once the bytes are handed to the OS; end politely.
-        if (!opts.waitForAck) {
-          socket.end(() => finish(null));
+  if (!m) throw new PrinterError('error', `not a network printer address: ${uri}`);
+  const tcp = new DeadlineTcpInterface(m[1]!.replace(/^\[(.*)\]$/, '$1'), Number(m[2]), `${m[1]}:${m[2]}`, opts.timeoutMs ?? 5_000);
+  const printer = new ThermalPrinter({ type: PrinterTypes.EPSON, interface: tcp });
+  printer.setBuffer(bytes);
+  await printer.execute({ waitForResponse: opts.waitForAck ?? false });
+}
+
+/** node-thermal-printer's interface seam: one connection per execute, always ended by us. */
+class DeadlineTcpInterface {
+  constructor(private readonly host: string, private readonly port: number, private readonly target: string, private readonly timeoutMs: number) {}
+
+  getPrinterName(): string {
+    return this.target;
+  }
+
+  async isPrinterConnected(): Promise<boolean> {
+    return this.execute(Buffer.alloc(0)).then(() => true, () => false);
+  }
+
+  execute(bytes: Buffer, options: { waitForResponse?: boolean } = {}): Promise<void> {
+    const { host, port, target, timeoutMs } = this;
+    const waitForAck = options.waitForResponse === true;
+    return new Promise<void>((resolve, reject) => {
+      let sent = false;
+      let settled = false;
+      const socket = connect({ host, port });
+      const finish = (err: PrinterError | null) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        // Always ours to end: no socket outlives its attempt, whatever the printer does.
+        socket.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      const deadline = setTimeout(() => {
+        finish(new PrinterError('timeout', `printer ${target} did not ${sent ? 'answer' : 'accept the connection'} within ${timeoutMs} ms`, sent));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        sent = true;
+        socket.write(bytes, (err) => {
+          if (err) return finish(classifyPrinterError(err, target, true));
+          // Without a status request: done once the bytes are handed to the OS; end politely.
+          if (!waitForAck) {
+            socket.end(() => finish(null));
+          }
+        });
+      });
+      socket.on('data', (answer: Buffer) => {
+        if (!waitForAck || answer.length === 0) return;
+        // DLE EOT 1 printer status: bit 3 set = offline (cover open, paper out, error) — the bytes
+        // are in the printer's buffer and may print later, so the job is not done, but ambiguous.
+        if ((answer[0]! & 0x08) !== 0) {
+          return finish(new PrinterError('offline', `printer ${target} reports offline (cover open, paper out or error)`, true));
         }
+        finish(null);
+      });
+      socket.on('error', (err) => finish(classifyPrinterError(err, target, sent)));
+      socket.on('close', () => {
+        if (!settled) finish(new PrinterError('error', `printer ${target} closed the connection without answering`, sent));
       });
     });
-    socket.on('data', (answer: Buffer) => {
-      if (!opts.waitForAck || answer.length === 0) return;
-      // DLE EOT 1 printer status: bit 3 set = offline (cover open, paper out, error) — the bytes
-      // are in the printer's buffer and may print later, so the job is not done, but ambiguous.
-      if ((answer[0]! & 0x08) !== 0) {
-        return finish(new PrinterError('offline', `printer ${target} reports offline (cover open, paper out or error)`, true));
-      }
-      finish(null);
-    });
-    socket.on('error', (err) => finish(classifyPrinterError(err, target, sent)));
-    socket.on('close', () => {
-      if (!settled) finish(new PrinterError('error', `printer ${target} closed the connection without answering`, sent));
-    });
-  });
+  }
 }
