@@ -4,8 +4,9 @@
  */
 import type {
   CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult,
-  TradeBillRecord, TradeBillRequest, TradeBillResponse, TradeBillSummary,
+  TradeBillRequest, TradeBillResponse,
 } from '../wechatpay/models';
+import type { TradeBillStream } from '../wechatpay/bill-parser';
 import { ApiError, MerchantKeysMissingError, TransportError, ValidationError, WechatPayError } from '../wechatpay/errors';
 import type { MerchantClient, MerchantClients } from '../wechatpay/merchant-keys';
 import type { ParsedNotification } from '../wechatpay/notification';
@@ -18,7 +19,7 @@ export interface PayClient extends MerchantClient<ParsedNotification> {
   combineClose(combineOutTradeNo: string, req: CombineCloseRequest): Promise<void>;
   applyTradeBill(req: TradeBillRequest): Promise<TradeBillResponse>;
   /** Download → gunzip → SHA1 check → parse, streaming. */
-  downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): AsyncIterable<TradeBillRecord> & { summary(): Promise<TradeBillSummary> };
+  downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): TradeBillStream;
   parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<ParsedNotification>;
 }
 

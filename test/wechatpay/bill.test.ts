@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { fenToYuan, milliFenToYuan, yuanToFen, yuanToMilliFen } from '../../shared/wechatpay/money';
 import { formatTradeBill, formatTradeBillRow, paymentBillRecord, summarizeTradeBill } from '../../shared/wechatpay/bill-writer';
-import { TradeBillParser, parseTradeBillText } from '../../shared/wechatpay/bill-parser';
+import { MAX_LINE_BYTES, TradeBillParser, parseTradeBillText } from '../../shared/wechatpay/bill-parser';
 import { verifiedBillStream } from '../../shared/wechatpay/bill';
 import { BillError } from '../../shared/wechatpay/errors';
 import type { BillType, TradeBillRecord } from '../../shared/wechatpay/models';
@@ -153,6 +153,56 @@ describe('trade bill writer ↔ parser', () => {
     const { records } = parseTradeBillText(formatTradeBill([r]));
     expect(records[0]!.description).toBe('a b c, d');
     expect(() => formatTradeBillRow({ ...r, out_trade_no: 'S`1' })).toThrowError(/out_trade_no/);
+  });
+
+  it('non-ASCII text in any text column, in any column order, decodes exactly (REFUND layout, refund times last)', () => {
+    // The parser reads rows as latin1 and decodes a field as UTF-8 only when it holds a
+    // non-ASCII byte; REFUND bills carry their refund time columns early but the record sets
+    // them last, so this also covers fields visited out of column order.
+    const base = paymentBillRecord({ trade_time: '2025-03-14 12:03:41', appid: 'wx1', mchid: '1900000109', transaction_id: '42', out_trade_no: 'S1', total_fee: 100, description: '门店A-午餐套餐' });
+    const r: TradeBillRecord = {
+      ...base, device_info: '收银台1', openid: 'oé门', bank_type: '招商银行', refund_apply_time: '申请 2025', refund_success_time: '成功 é',
+      refund_type: '原路', refund_status: '成功', attach: '附加,数据', rate_note: '费率备注。', trade_state: 'REFUND', refund_id: '5001', out_refund_no: 'R1', refund_fee: 50,
+    };
+    const plain: TradeBillRecord = { ...base, trade_time: '2025-03-14 12:04:00', out_trade_no: 'S2', description: 'ascii only' };
+    for (const text of [formatTradeBill([r, plain, r], { billType: 'REFUND' }), formatTradeBill([plain, r], { billType: 'REFUND', eol: '\n', bom: true })]) {
+      const bytes = Buffer.from(text, 'utf8');
+      for (const size of [1, 5, 64, bytes.length]) {
+        const got = parseInPieces(bytes, Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => (i + 1) * size)).records;
+        expect(got.filter((x) => x.out_trade_no === 'S1')).toEqual(text.startsWith('\uFEFF') ? [r] : [r, r]);
+        expect(got.find((x) => x.out_trade_no === 'S2')).toMatchObject({ description: 'ascii only', refund_apply_time: '' });
+      }
+    }
+  });
+
+  it('a body without line breaks fails with a clear error after MAX_LINE_BYTES instead of buffering without bound (13.12)', () => {
+    const p = new TradeBillParser();
+    const junk = Buffer.alloc(8192, 0x41);
+    let err: unknown;
+    let fed = 0;
+    try {
+      for (let i = 0; i < 1000; i++) {
+        p.push(junk);
+        fed += junk.length;
+      }
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BillError);
+    expect((err as BillError).code).toBe('BILL_MALFORMED');
+    expect((err as Error).message).toMatch(/line 1: line longer than 65536 bytes without a line break/);
+    // It stopped at the limit, not at the end of the input.
+    expect(fed).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    // A long line split over many chunks is bounded the same way, also after good lines.
+    const good = formatTradeBill([paymentBillRecord({ trade_time: '2025-03-14 12:03:41', appid: 'wx1', mchid: '1900000109', transaction_id: '42', out_trade_no: 'S1', total_fee: 100 })]).split('\r\n').slice(0, 2).join('\r\n') + '\r\n';
+    const q = new TradeBillParser();
+    expect(q.push(Buffer.from(good)).length).toBe(1);
+    q.push(Buffer.from('`' + 'x'.repeat(MAX_LINE_BYTES - 1)));
+    expect(() => q.push(Buffer.from('yy'))).toThrowError(/line 3: line longer than/);
+    // A line just within the limit is fine (refused later for what it is, not for its length).
+    const r = new TradeBillParser();
+    r.push(Buffer.from('a'.repeat(MAX_LINE_BYTES)));
+    expect(() => r.push(Buffer.from('\n'))).toThrowError(/not a trade bill header/);
   });
 });
 
