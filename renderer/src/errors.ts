@@ -61,7 +61,9 @@ const FIELD_LABELS: Record<string, MessageKey> = {
  * own words instead of the English text.
  */
 export function badFieldText(field: string | undefined, message: string): string {
-  const detail = field && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+  // "createOrder: sub_orders: …" → "…": prefixes added on the way (method, field) are dropped.
+  const at = field ? message.indexOf(`${field}: `) : -1;
+  const detail = field && at >= 0 ? message.slice(at + field.length + 2) : message;
   if (field === 'bill_date' && /future/i.test(detail)) return t('err.billDateFuture');
   if (field === 'sub_orders' || field?.startsWith('sub_orders')) {
     if (field === 'sub_orders' && /\bgot 1\b/.test(detail)) return t('err.singleNotSupported');

@@ -214,6 +214,9 @@ const zh = {
   'field.description': '商品描述',
   'field.date': '日期',
   'field.q': '单号',
+  'date.prev': '前一天',
+  'date.next': '后一天',
+  'date.open': '打开日历',
   'common.loading': '加载中…',
   'common.dismiss': '知道了',
 };
@@ -430,6 +433,9 @@ const en: Record<MessageKey, string> = {
   'field.description': 'Description',
   'field.date': 'Date',
   'field.q': 'Order no.',
+  'date.prev': 'Previous day',
+  'date.next': 'Next day',
+  'date.open': 'Open calendar',
   'common.loading': 'Loading…',
   'common.dismiss': 'OK',
 };
@@ -440,7 +446,8 @@ let current: Language = 'zh-CN';
 
 export function setLanguage(lang: Language): void {
   current = dictionaries[lang] ? lang : 'zh-CN';
-  document.documentElement.lang = current;
+  // <html lang> follows the screen's language, so native controls (the date picker) localise too.
+  if (typeof document !== 'undefined') document.documentElement.lang = current;
 }
 
 export function language(): Language {

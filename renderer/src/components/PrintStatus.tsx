@@ -1,5 +1,5 @@
 /** Print jobs of one order: state in words, printer trouble explained, retry and reprint. */
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { PrintJob, PrintKind } from '../contract';
 import { api, jobsFor, mergePrintJobs, useAppState } from '../store';
 import { t } from '../i18n';
@@ -23,6 +23,13 @@ export function PrintStatus({ orderNo, kinds }: { orderNo: string; kinds: PrintK
     }
   };
   const preview = jobs.find((j) => j.preview)?.preview;
+  // The preview shows the whole slip: opened or grown, its newest line is scrolled into view.
+  const [open, setOpen] = useState(false);
+  const pre = useRef<HTMLPreElement>(null);
+  const text = preview?.lines.join('\n') ?? '';
+  useEffect(() => {
+    if (open) pre.current?.scrollIntoView({ block: 'end' });
+  }, [open, text]);
   return (
     <div class="print-status" data-testid="print-status">
       {kinds.map((kind) => {
@@ -45,9 +52,9 @@ export function PrintStatus({ orderNo, kinds }: { orderNo: string; kinds: PrintK
       })}
       {error && <div class="error-line">{error}</div>}
       {preview && (
-        <details class="preview">
+        <details class="preview" open={open} onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}>
           <summary>{t('print.preview')}</summary>
-          <pre data-testid="receipt-preview">{preview.lines.join('\n')}</pre>
+          <pre ref={pre} data-testid="receipt-preview">{text}</pre>
         </details>
       )}
     </div>

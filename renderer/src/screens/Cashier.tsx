@@ -9,6 +9,7 @@ import { api, getState, mergeOrders, useAppState } from '../store';
 import { t } from '../i18n';
 import { applyKey, formatFen, MAX_ENTRY_FEN, type KeyRefusal } from '../money';
 import { friendly } from '../errors';
+import { toFailure } from '../api';
 import { buildRequest, cartTotal, ChargeKeys, merchantTotal, type Cart } from './cart';
 import { confirmAboveFen, isWaiting, needsConfirmation, sameSaleKey, sameSaleRequest } from '../orders';
 import { ConfirmDialog } from '../components/ConfirmDialog';
@@ -141,8 +142,10 @@ export function Cashier({ active }: { active: boolean }) {
     } catch (err) {
       const f = friendly(err);
       chargeKeys.current.settle(f.code);
-      setError({ text: f.text, code: f.code });
-      return f.text;
+      // A relay without basic Native refuses one sub-order: say that plainly, not "number of merchants".
+      const text = request.sub_orders.length === 1 && toFailure(err).field === 'sub_orders' ? t('err.singleNotSupported') : f.text;
+      setError({ text, code: f.code });
+      return text;
     } finally {
       busy.current = false;
       setCreating(false);

@@ -15,6 +15,7 @@ import { beijingDate, beijingDateTime, formatCountdown, useNow } from '../time';
 import { latestOnly } from '../latest';
 import { closeWaitSeconds, displayStatus, isWaiting, orderKind } from '../orders';
 import { ConfirmDialog } from '../components/ConfirmDialog';
+import { DateField } from '../components/DateField';
 import { useKeys } from '../keys';
 
 type Tab = 'stale' | 'search' | 'bills' | 'alerts' | 'takings';
@@ -242,7 +243,7 @@ function Search() {
     <div class="panel" data-testid="search">
       <form class="toolbar" onSubmit={(e) => void search(e)}>
         <label>{t('manager.searchNo')}<input value={q} data-testid="search-q" onInput={(e) => setQ((e.target as HTMLInputElement).value)} /></label>
-        <label>{t('manager.searchDate')}<input type="date" value={date} max={beijingDate()} data-testid="search-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.searchDate')}<DateField value={date} max={beijingDate()} testid="search-date" onChange={setDate} /></label>
         <label>{t('manager.searchState')}
           <select value={state} data-testid="search-state" onChange={(e) => setState((e.target as HTMLSelectElement).value as OrderState | '')}>
             <option value="">{t('state.any')}</option>
@@ -295,7 +296,7 @@ function Bills() {
   return (
     <div class="panel" data-testid="bills">
       <div class="toolbar">
-        <label>{t('manager.billDate')}<input type="date" value={date} max={beijingDate()} data-testid="bill-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.billDate')}<DateField value={date} max={beijingDate()} testid="bill-date" onChange={setDate} /></label>
         <button class="btn primary" data-testid="reconcile" disabled={running || !date} onClick={() => void run()}>{t('manager.reconcile')}</button>
       </div>
       <div class={`progress ${report && !report.ok ? 'bad' : ''}`} data-testid="bill-progress" data-done={progress?.done ?? 0} data-total={progress?.total ?? 0}>
@@ -413,7 +414,7 @@ function Takings() {
   return (
     <div class="panel" data-testid="takings">
       <div class="toolbar">
-        <label>{t('manager.searchDate')}<input type="date" value={date} max={beijingDate()} data-testid="takings-date" onInput={(e) => setDate((e.target as HTMLInputElement).value)} /></label>
+        <label>{t('manager.searchDate')}<DateField value={date} max={beijingDate()} testid="takings-date" onChange={setDate} /></label>
         <button class="btn" onClick={() => void load()}>{t('manager.refresh')}</button>
         {data && <span class="takings-total">{t('manager.takingsTotal', { amount: formatFen(sum), count })}</span>}
       </div>
