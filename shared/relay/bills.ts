@@ -15,7 +15,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { isCalendarDate } from '../wechatpay/time';
 import type { BillMerchantTotals, BillMismatch, ReconciliationReport, RelayEvent } from '../contracts/relay-api';
 import type { Credentials } from '../wechatpay/credentials';
-import { ORDER_HORIZON_MS, type Db } from './db';
+import type { Db } from './db';
 import type { Logger } from './log';
 import { BadRequest, RelayError } from './errors';
 import { errorCode, type PayClients } from './upstream';
@@ -49,7 +49,7 @@ export function validateBillDate(body: unknown, now = Date.now()): string {
 const COMPARED = new Set<BillMerchantTotals['status']>(['OK', 'NO_STATEMENT']);
 
 type BillPageRow = [out_trade_no: string, transaction_id: string, bill_amount: number, combine_out_trade_no: string | null, local_mchid: string | null, local_amount: number | null, state: string | null];
-type LocalPageRow = [created_ms: number, rid: number, state: string, paid_ms: number | null, out_trade_no: string, combine_out_trade_no: string, mchid: string, amount: number, transaction_id: string | null, in_bill: number];
+type LocalPageRow = [paid_ms: number, rid: number, out_trade_no: string, combine_out_trade_no: string, mchid: string, amount: number, transaction_id: string | null, in_bill: number];
 
 /** The mismatches of one run: the first `max` kept, all counted. */
 class Mismatches {
@@ -219,34 +219,34 @@ export class BillService {
   }
 
   /**
-   * The day's local payments (orders created within the horizon, paid that Beijing day), page by
-   * page along the created_ms index: local totals for every merchant, and MISSING_IN_BILL for a
-   * merchant whose bill was compared (one that could not be fetched proves nothing missing).
+   * The day's local payments (state SUCCESS, paid that Beijing day), page by page along the
+   * partial index orders_paid_success (paid_ms WHERE state = 'SUCCESS'): O(that day's payments),
+   * whatever the history. Local totals for every merchant, and MISSING_IN_BILL for a merchant
+   * whose bill was compared (one that could not be fetched proves nothing missing).
    */
   private async compareLocalSide(table: string, billDate: string, merchants: BillMerchantTotals[], mismatches: Mismatches): Promise<void> {
     const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
     const dayEnd = dayStart + 86_400_000;
     const totals = new Map(merchants.map((m) => [m.mchid, m]));
     // Transaction ids live on the order row (migration 3), keyed by sub-order number.
-    const page = this.o.db.prepare(`SELECT o.created_ms, o.rid, o.state, o.paid_ms, s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount,
+    const page = this.o.db.prepare(`SELECT o.paid_ms, o.rid, s.out_trade_no, s.combine_out_trade_no, s.mchid, s.amount,
         json_extract(o.transaction_ids, '$."' || s.out_trade_no || '"'),
         EXISTS (SELECT 1 FROM ${table} b WHERE b.mchid = s.mchid AND b.out_trade_no = s.out_trade_no)
-      FROM (SELECT rowid AS rid, combine_out_trade_no, created_ms, state, paid_ms, transaction_ids FROM orders
-            WHERE created_ms >= ? AND created_ms < ? AND (created_ms, rowid) > (?, ?) ORDER BY created_ms, rowid LIMIT ${PAGE}) o
+      FROM (SELECT rowid AS rid, combine_out_trade_no, paid_ms, transaction_ids FROM orders INDEXED BY orders_paid_success
+            WHERE state = 'SUCCESS' AND paid_ms >= ? AND paid_ms < ? AND (paid_ms, rowid) > (?, ?) ORDER BY paid_ms, rowid LIMIT ${PAGE}) o
       JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no`).raw(true);
-    let afterMs = dayStart - ORDER_HORIZON_MS - 1;
+    let afterMs = dayStart - 1;
     let afterRid = 0;
     for (;;) {
-      const rows = page.all(dayStart - ORDER_HORIZON_MS, dayEnd, afterMs, afterRid) as LocalPageRow[];
+      const rows = page.all(dayStart, dayEnd, afterMs, afterRid) as LocalPageRow[];
       if (rows.length === 0) break;
       const orders = new Set<number>();
-      for (const [createdMs, rid, state, paidMs, no, combine, mchid, amount, txid, inBill] of rows) {
+      for (const [paidMs, rid, no, combine, mchid, amount, txid, inBill] of rows) {
         orders.add(rid);
-        if (createdMs > afterMs || (createdMs === afterMs && rid > afterRid)) {
-          afterMs = createdMs;
+        if (paidMs > afterMs || (paidMs === afterMs && rid > afterRid)) {
+          afterMs = paidMs;
           afterRid = rid;
         }
-        if (state !== 'SUCCESS' || paidMs === null || paidMs < dayStart || paidMs >= dayEnd) continue;
         const t = totals.get(mchid);
         if (t) {
           t.local_count++;
