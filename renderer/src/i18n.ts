@@ -33,6 +33,7 @@ const zh = {
   'cashier.noOpenOrders': '没有未完成的订单',
   'cashier.remove': '删除',
   'cashier.paidAway': '已收款 {amount}（单号 {no}），点此查看',
+  'cashier.failedAway': '支付失败 {amount}（单号 {no}），点此为这一单重新生成收款码',
   'cashier.offline': '网络断开：暂时无法收款，正在自动重连…',
   'cashier.unconfigured': '还没有设置收款服务器，请到“设置”中填写。',
 
@@ -216,7 +217,7 @@ const zh = {
   'field.q': '单号',
   'date.prev': '前一天',
   'date.next': '后一天',
-  'date.open': '打开日历',
+  'date.calendar': '日历',
   'common.loading': '加载中…',
   'common.dismiss': '知道了',
 };
@@ -252,6 +253,7 @@ const en: Record<MessageKey, string> = {
   'cashier.noOpenOrders': 'No open orders',
   'cashier.remove': 'Remove',
   'cashier.paidAway': 'Paid {amount} (order {no}): tap to view',
+  'cashier.failedAway': 'Payment failed {amount} (order {no}): tap for a new payment code',
   'cashier.offline': 'Offline: cannot charge right now, reconnecting…',
   'cashier.unconfigured': 'No payment server set up yet: fill it in under Settings.',
 
@@ -435,7 +437,7 @@ const en: Record<MessageKey, string> = {
   'field.q': 'Order no.',
   'date.prev': 'Previous day',
   'date.next': 'Next day',
-  'date.open': 'Open calendar',
+  'date.calendar': 'Calendar',
   'common.loading': 'Loading…',
   'common.dismiss': 'OK',
 };

@@ -318,6 +318,16 @@ describe('cashier screen', () => {
     expect(await readScreenQr(page)).toBe(newOrder.code_url);
     await shot(page, 'cashier-payerror-new-qr');
     console.log(`PAYERROR on screen ${shownAfterMs} ms after the customer's failed payment`);
+    // Back at the main screen when the next attempt fails too: a notice leads back to it.
+    await page.keyboard.press('Escape');
+    await page.locator('[data-testid=cashier]').waitFor();
+    await sandboxPay(stack.sandboxUrl, newOrder.code_url!, { outcome: 'PAYERROR' });
+    const notice = page.locator('[data-testid=failed-notice]');
+    await notice.waitFor({ timeout: 15_000 });
+    expect(await notice.textContent()).toContain(newNo);
+    await shot(page, 'cashier-payerror-notice');
+    await notice.click();
+    await page.locator(`[data-testid=order-view][data-order="${newNo}"] [data-testid=new-qr]`).waitFor();
     await page.keyboard.press('Escape');
     await page.locator('[data-testid=cashier]').waitFor();
   });

@@ -48,7 +48,7 @@ export function DateField(p: { value: string; max?: string; testid: string; onCh
       <input type="text" class="date-text" value={text} inputMode="numeric" maxLength={10} placeholder="YYYY-MM-DD" spellcheck={false}
         data-testid={p.testid} data-max={p.max} onInput={(e) => take((e.target as HTMLInputElement).value.trim())} />
       <button type="button" class="btn small date-step" aria-label={t('date.next')} disabled={!!p.max && p.value >= p.max} onClick={() => shift(1)}>›</button>
-      <button type="button" class="btn small date-open" aria-label={t('date.open')} onClick={openPicker}>📅</button>
+      <button type="button" class="btn small date-open" onClick={openPicker}>{t('date.calendar')}</button>
       <input ref={native} type="date" class="date-native" tabIndex={-1} aria-hidden="true" value={isDay(p.value) ? p.value : ''} max={p.max}
         data-testid={`${p.testid}-picker`} onInput={(e) => take((e.target as HTMLInputElement).value)} />
     </span>

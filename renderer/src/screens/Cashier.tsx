@@ -53,11 +53,12 @@ export function Cashier({ active }: { active: boolean }) {
   const [paidNotice, setPaidNotice] = useState<Order | null>(null);
   const me = s.session?.terminal ?? null;
 
-  // An order of this till paid while the cashier was elsewhere: say so on the main screen.
+  // An order of this till paid, or failed (PAYERROR), while the cashier was elsewhere: say so on
+  // the main screen; a tap opens it (a failed one offers a new QR for the same sale).
   useEffect(() => {
     for (const o of Object.values(s.orders)) {
       const prev = seenStates.current[o.combine_out_trade_no];
-      if (prev && prev !== 'SUCCESS' && o.state === 'SUCCESS' && o.combine_out_trade_no !== viewing && (me === null || o.terminal === me)) {
+      if (prev && prev !== o.state && (o.state === 'SUCCESS' || o.state === 'PAYERROR') && o.combine_out_trade_no !== viewing && (me === null || o.terminal === me)) {
         setPaidNotice(o);
       }
       seenStates.current[o.combine_out_trade_no] = o.state;
@@ -332,8 +333,9 @@ export function Cashier({ active }: { active: boolean }) {
             </div>
           )}
           {!error && !refused && (s.connection === 'online' || s.connection === 'connecting') && paidNotice && (
-            <button class="paid-notice" data-testid="paid-notice" onClick={() => { setViewing(paidNotice.combine_out_trade_no); setPaidNotice(null); }}>
-              {t('cashier.paidAway', { amount: formatFen(paidNotice.total_amount), no: paidNotice.combine_out_trade_no })}
+            <button class={`paid-notice ${paidNotice.state === 'PAYERROR' ? 'failed' : ''}`} data-testid={paidNotice.state === 'PAYERROR' ? 'failed-notice' : 'paid-notice'}
+              onClick={() => { setViewing(paidNotice.combine_out_trade_no); setPaidNotice(null); }}>
+              {t(paidNotice.state === 'PAYERROR' ? 'cashier.failedAway' : 'cashier.paidAway', { amount: formatFen(paidNotice.total_amount), no: paidNotice.combine_out_trade_no })}
             </button>
           )}
           {!error && !refused && (s.connection === 'online' || s.connection === 'connecting') && !paidNotice && <div class="hint small">{t('cashier.keysHint')}</div>}
