@@ -198,6 +198,15 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     version: 6,
     sql: `CREATE INDEX orders_paid_success ON orders (paid_ms) WHERE state = 'SUCCESS';`,
   },
+  {
+    // A cashier's snapshot and start-up list are its own open orders: the open-orders index
+    // leads with the terminal (still small: open orders only; an all-terminals read sorts it).
+    version: 7,
+    sql: `
+      DROP INDEX orders_open;
+      CREATE INDEX orders_open ON orders (terminal, created_ms) WHERE state IN ('NOTPAY','USERPAYING');
+    `,
+  },
 ];
 
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */

@@ -5,11 +5,12 @@
  * dead sockets; a `heartbeat` message lets terminals detect a dead relay.
  *
  * Load: many terminals (re)connecting at once must not stall notifications, which share
- * this event loop. So the first message is bounded (open orders plus a few recent ones; a
- * replay of at most REPLAY_MAX orders, else a fresh snapshot marked `resync`), built in
- * slices with the event loop free between them, and shared: connections arriving within a
- * moment get the same serialized snapshot followed by the live messages it does not cover
- * (kept in a ring of recent messages). Each terminal has a few sockets at most.
+ * this event loop. So the first message is bounded (open orders plus a few recent ones, a
+ * cashier's own only; a replay of at most REPLAY_MAX orders, else a fresh snapshot marked
+ * `resync`), built in slices with the event loop free between them, encoded once and shared:
+ * connections of one scope arriving within a moment get the same snapshot bytes followed by
+ * the live messages it does not cover (kept in a ring of recent messages). Each terminal has
+ * a few sockets at most.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -49,11 +50,15 @@ interface Client {
   alive: boolean;
 }
 
+/** A message as UTF-8 bytes: encoded once, however many sockets it goes to. */
+type Msg = Buffer;
+
 interface Built {
   cursor: number;
   at: number;
-  /** JSON after `{"type":"snapshot",` (so a `resync` flag can be put in front). */
-  tail: string;
+  plain: Msg;
+  /** The same snapshot marked `"resync": true`. */
+  resync: Msg;
 }
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -68,10 +73,11 @@ export class EventHub {
   private readonly timer: NodeJS.Timeout;
   private readonly o: Required<HubOptions>;
   /** order.updated messages with cursor > ringFrom, ascending. */
-  private ring: { cursor: number; no: string; msg: string }[] = [];
+  private ring: { cursor: number; no: string; msg: Msg }[] = [];
   private ringFrom: number;
-  private snapshotBuild: Promise<Built> | null = null;
-  private snapshotCache: Built | null = null;
+  /** Snapshots by scope: `*` (managers: every terminal's orders) or a cashier's name. */
+  private readonly snapshotBuilds = new Map<string, Promise<Built>>();
+  private readonly snapshotCache = new Map<string, Built>();
 
   constructor(
     private readonly store: OrderStore,
@@ -127,7 +133,7 @@ export class EventHub {
     this.limitPerTerminal(client);
     this.pending++;
     try {
-      const first = await this.firstMessages(since);
+      const first = await this.firstMessages(since, who);
       if (ws.readyState !== WebSocket.OPEN) return;
       // Synchronous from here to `add`: the ring covers everything after the first message's
       // cursor, so no change slips between it and the live messages.
@@ -157,7 +163,7 @@ export class EventHub {
   }
 
   /** The messages a new socket starts with, ending at a cursor the ring covers. */
-  private async firstMessages(since: number | null): Promise<string[]> {
+  private async firstMessages(since: number | null, who: TerminalIdentity): Promise<(Msg | string)[]> {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (since !== null && since >= this.ringFrom && since <= this.store.cursor()) {
         // A short absence: the missed messages are still in memory.
@@ -172,18 +178,16 @@ export class EventHub {
           continue; // the ring moved past us while building: start again
         }
       }
-      const snap = await this.snapshot();
-      if (snap.cursor >= this.ringFrom) {
-        const head = since === null ? '{"type":"snapshot",' : '{"type":"snapshot","resync":true,';
-        return [head + snap.tail, ...this.ringAfter(snap.cursor)];
-      }
-      this.snapshotCache = null;
+      const scope = who.role === 'manager' ? '*' : who.name;
+      const snap = await this.snapshot(scope);
+      if (snap.cursor >= this.ringFrom) return [since === null ? snap.plain : snap.resync, ...this.ringAfter(snap.cursor)];
+      this.snapshotCache.delete(scope);
     }
     throw new Error('the change feed moved too fast to start a socket');
   }
 
   /** Ring messages after `cursor`, the latest per order only (as a replay from the database). */
-  private ringAfter(cursor: number): string[] {
+  private ringAfter(cursor: number): Msg[] {
     let i = this.ring.length;
     while (i > 0 && this.ring[i - 1]!.cursor > cursor) i--;
     const tail = this.ring.slice(i);
@@ -191,23 +195,32 @@ export class EventHub {
     return tail.filter((m, k) => last.get(m.no) === k).map((m) => m.msg);
   }
 
-  /** One snapshot build at a time, reused for SNAPSHOT_REUSE_MS by everyone connecting. */
-  private snapshot(): Promise<Built> {
-    const c = this.snapshotCache;
+  /**
+   * One build at a time per scope, reused for SNAPSHOT_REUSE_MS by everyone connecting. A
+   * cashier's snapshot holds its own terminal's orders (so what every new socket costs does not
+   * grow with the number of terminals); a manager's, every terminal's.
+   */
+  private snapshot(scope: string): Promise<Built> {
+    const c = this.snapshotCache.get(scope);
     if (c && Date.now() - c.at < SNAPSHOT_REUSE_MS && c.cursor >= this.ringFrom) return Promise.resolve(c);
-    this.snapshotBuild ??= (async () => {
-      try {
-        const cursor = this.store.cursor();
-        const rows = this.store.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent });
-        const parts = await this.serialize(rows, (o) => JSON.stringify(o));
-        const built = { cursor, at: Date.now(), tail: `"cursor":${cursor},"orders":[${parts.join(',')}]}` };
-        this.snapshotCache = built;
-        return built;
-      } finally {
-        this.snapshotBuild = null;
-      }
-    })();
-    return this.snapshotBuild;
+    let build = this.snapshotBuilds.get(scope);
+    if (!build) {
+      build = (async () => {
+        try {
+          const cursor = this.store.cursor();
+          const rows = this.store.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent, terminal: scope === '*' ? undefined : scope });
+          const parts = await this.serialize(rows, (o) => JSON.stringify(o));
+          const tail = `"cursor":${cursor},"orders":[${parts.join(',')}]}`;
+          const built = { cursor, at: Date.now(), plain: Buffer.from('{"type":"snapshot",' + tail), resync: Buffer.from('{"type":"snapshot","resync":true,' + tail) };
+          this.snapshotCache.set(scope, built);
+          return built;
+        } finally {
+          this.snapshotBuilds.delete(scope);
+        }
+      })();
+      this.snapshotBuilds.set(scope, build);
+    }
+    return build;
   }
 
   /** Rows (read at one moment) → serialized orders, SLICE at a time with the loop free between. */
@@ -222,27 +235,28 @@ export class EventHub {
   }
 
   orderUpdated(order: Order, cursor: number): void {
-    const msg = JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent);
+    const msg = Buffer.from(JSON.stringify({ type: 'order.updated', order, cursor } satisfies RelayEvent));
     this.ring.push({ cursor, no: order.combine_out_trade_no, msg });
     if (this.ring.length > RING_MAX) this.ringFrom = this.ring.splice(0, this.ring.length - RING_MAX).pop()!.cursor;
     this.broadcast(msg);
   }
 
   alert(alert: Alert): void {
-    const msg = JSON.stringify({ type: 'alert', alert } satisfies RelayEvent);
+    const msg = Buffer.from(JSON.stringify({ type: 'alert', alert } satisfies RelayEvent));
     for (const c of this.clients) if (c.who.role === 'manager') send(c.ws, msg);
   }
 
   publish(event: RelayEvent): void {
-    this.broadcast(JSON.stringify(event));
+    this.broadcast(Buffer.from(JSON.stringify(event)));
   }
 
-  private broadcast(msg: string): void {
+  private broadcast(msg: Msg): void {
     for (const c of this.clients) send(c.ws, msg);
   }
 
   private heartbeat(): void {
-    const msg = JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies RelayEvent);
+    for (const [scope, c] of this.snapshotCache) if (Date.now() - c.at >= SNAPSHOT_REUSE_MS) this.snapshotCache.delete(scope);
+    const msg = Buffer.from(JSON.stringify({ type: 'heartbeat', at: new Date().toISOString() } satisfies RelayEvent));
     for (const c of this.clients) {
       if (!c.alive) {
         c.ws.terminate();
@@ -264,11 +278,12 @@ export class EventHub {
   }
 }
 
-function send(ws: WebSocket, msg: string): void {
+function send(ws: WebSocket, msg: Msg | string): void {
   if (ws.readyState !== WebSocket.OPEN) return;
   // A socket that does not read would hold every message in memory: drop it.
   if (ws.bufferedAmount > SLOW_BYTES) return void ws.close(CLOSE_TOO_SLOW, 'not reading');
-  ws.send(msg);
+  // Bytes go out as a text frame (JSON), encoded once for every socket.
+  ws.send(msg, { binary: false });
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

@@ -136,8 +136,12 @@ export class OrderStore {
       // Index orders_cursor: a seek, not a scan of every row.
       maxCursor: db.prepare('SELECT COALESCE(MAX(cursor), 0) AS c FROM orders'),
       since: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE cursor > ? ORDER BY cursor LIMIT ?`),
-      open: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE state IN ${OPEN_SQL} AND creation != 'FAILED' ORDER BY created_ms DESC LIMIT ?`),
+      // Index-only: is there a (max+1)-th change after the cursor? (a replay too long to send)
+      tooMany: db.prepare('SELECT 1 FROM orders WHERE cursor > ? ORDER BY cursor LIMIT 1 OFFSET ?'),
+      open: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders INDEXED BY orders_open WHERE state IN ${OPEN_SQL} AND creation != 'FAILED' ORDER BY created_ms DESC LIMIT ?`),
+      openOf: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders INDEXED BY orders_open WHERE state IN ${OPEN_SQL} AND creation != 'FAILED' AND terminal = ? ORDER BY created_ms DESC LIMIT ?`),
       recent: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders WHERE cursor > 0 ORDER BY cursor DESC LIMIT ?`),
+      recentOf: db.prepare(`SELECT ${ORDER_COLUMNS} FROM orders INDEXED BY orders_terminal WHERE terminal = ? ORDER BY created_ms DESC LIMIT ?`),
     };
     this.seq = (this.s.maxCursor.get() as { c: number }).c;
   }
@@ -314,19 +318,23 @@ export class OrderStore {
   /** changesSince's rows (one index range on orders_cursor), for callers that build Orders in slices. */
   changedRowsSince(since: number, max = REPLAY_MAX): OrderRow[] | null {
     if (since > this.seq) return null;
+    if (this.s.tooMany.get(since, max) !== undefined) return null;
     const rows = this.s.since.all(since, max + 1) as OrderRow[];
     return rows.length > max ? null : rows;
   }
 
   /**
-   * What a terminal starts from: every open order (newest `maxOpen`) and the `recent` orders
-   * changed last within the past hour, newest first. Two index reads, bounded whatever the
-   * history (orders_open, orders_cursor). Rows: the caller builds Orders in slices.
+   * What a terminal starts from: the open orders (newest `maxOpen`) and the `recent` orders
+   * changed last within the past hour, newest first; of one terminal when `terminal` is given
+   * (then "recent" means its newest orders). Two index reads, bounded whatever the history
+   * (orders_open, orders_cursor / orders_terminal). Rows: the caller builds Orders in slices.
    */
   snapshotRows(o: SnapshotBounds, now = Date.now()): OrderRow[] {
     const rows = new Map<string, OrderRow>();
-    for (const r of this.s.open.all(o.maxOpen) as OrderRow[]) rows.set(r.combine_out_trade_no, r);
-    for (const r of this.s.recent.all(o.recent) as OrderRow[]) if (r.updated_ms >= now - 3_600_000) rows.set(r.combine_out_trade_no, r);
+    const open = o.terminal === undefined ? this.s.open.all(o.maxOpen) : this.s.openOf.all(o.terminal, o.maxOpen);
+    for (const r of open as OrderRow[]) rows.set(r.combine_out_trade_no, r);
+    const recent = o.terminal === undefined ? this.s.recent.all(o.recent) : this.s.recentOf.all(o.terminal, o.recent);
+    for (const r of recent as OrderRow[]) if (r.updated_ms >= now - 3_600_000) rows.set(r.combine_out_trade_no, r);
     return [...rows.values()].sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
   }
 
@@ -380,6 +388,8 @@ export class OrderStore {
 export interface SnapshotBounds {
   maxOpen: number;
   recent: number;
+  /** Only this terminal's orders (a cashier's snapshot); every terminal's when undefined. */
+  terminal?: string;
 }
 
 export interface ListFilter {

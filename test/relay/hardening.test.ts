@@ -190,21 +190,22 @@ describe('/v1/events first messages and sockets per terminal', () => {
   let url: string;
   let token: string;
 
-  const addOrder = () => {
+  const addOrder = (terminal = 'till-1') => {
     const now = Date.now();
     const no = newCombineOutTradeNo(now);
     store.insert({
       row: { combine_out_trade_no: no, state: 'NOTPAY', total_amount: 300, description: null, created_at: new Date(now).toISOString(), created_ms: now,
-        expires_at: new Date(now + 600_000).toISOString(), expires_ms: now + 600_000, updated_ms: now, terminal: 't', creation: 'PENDING',
+        expires_at: new Date(now + 600_000).toISOString(), expires_ms: now + 600_000, updated_ms: now, terminal, creation: 'PENDING',
         idempotency_key: null, request_hash: 'h', request_json: '{}', watch: 1, next_check_ms: now },
       subs: [0, 1].map((idx) => ({ out_trade_no: subOutTradeNo(no, idx), combine_out_trade_no: no, idx, mchid: '1900000101', description: 'd', amount: 100 + idx * 50, attach: null })),
     });
     store.markCreated(no, 'weixin://wxpay/bizpayurl?pr=x');
     return no;
   };
+  let managerToken: string;
 
-  const open = (since?: number) => new Promise<{ ws: WebSocket; msgs: RelayEvent[]; first: Promise<RelayEvent>; closed: Promise<number> }>((resolve, reject) => {
-    const ws = new WebSocket(url + '/v1/events' + (since !== undefined ? `?since=${since}` : ''), { headers: { Authorization: `bearer ${token}` } });
+  const open = (since?: number, as = token) => new Promise<{ ws: WebSocket; msgs: RelayEvent[]; first: Promise<RelayEvent>; closed: Promise<number> }>((resolve, reject) => {
+    const ws = new WebSocket(url + '/v1/events' + (since !== undefined ? `?since=${since}` : ''), { headers: { Authorization: `bearer ${as}` } });
     const msgs: RelayEvent[] = [];
     let gotFirst: (m: RelayEvent) => void;
     const first = new Promise<RelayEvent>((r) => { gotFirst = r; });
@@ -223,6 +224,7 @@ describe('/v1/events first messages and sockets per terminal', () => {
     db = openDb(join(dir, 'relay.db'));
     store = new OrderStore(db);
     token = createTerminal(db, 'till-1', 'cashier');
+    managerToken = createTerminal(db, 'boss', 'manager');
     hub = new EventHub(store, new Authenticator(db), createLogger('silent'), { heartbeatMs: 60_000, perTerminal: 2, snapshotOpen: 5, snapshotRecent: 3, replayMax: 4 });
     http = createServer((_req, res) => res.end());
     http.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
@@ -245,6 +247,28 @@ describe('/v1/events first messages and sockets per terminal', () => {
     expect(snap.cursor).toBe(store.cursor());
     c.ws.close();
     await c.closed;
+  });
+
+  it("gives a cashier its own terminal's orders and a manager every terminal's", async () => {
+    const other = addOrder('till-2');
+    const mine = addOrder('till-1');
+    const cashier = await open();
+    const cs = await cashier.first;
+    const manager = await open(undefined, managerToken);
+    const ms = await manager.first;
+    if (cs.type !== 'snapshot' || ms.type !== 'snapshot') throw new Error('no snapshot');
+    expect(cs.orders.map((o) => o.combine_out_trade_no)).toContain(mine);
+    expect(cs.orders.every((o) => o.terminal === 'till-1')).toBe(true);
+    expect(ms.orders.map((o) => o.combine_out_trade_no)).toEqual(expect.arrayContaining([mine, other]));
+    expect(cs.orders.map((o) => o.combine_out_trade_no)).not.toContain(other);
+    // Live changes still go to every socket.
+    const third = addOrder('till-3');
+    for (const c of [cashier, manager]) {
+      while (!c.msgs.some((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === third)) await new Promise((r) => setTimeout(r, 5));
+    }
+    cashier.ws.close();
+    manager.ws.close();
+    await Promise.all([cashier.closed, manager.closed]);
   });
 
   it('replays a short absence; a long one gets a snapshot marked resync', async () => {
