@@ -91,6 +91,9 @@ export class BillService {
   private async runInner(billDate: string): Promise<ReconciliationReport> {
     const db = this.o.db;
     const table = `temp.bill_stage_${++this.seq}`;
+    // The staged rows live in a temporary file; a small page cache for it keeps the relay's
+    // memory flat however long the bills are (the OS file cache does the rest).
+    db.pragma('temp.cache_size = -2000');
     // Payment rows of the bills of this run: (merchant whose bill it is, sub-order) → amount.
     db.exec(`CREATE TABLE ${table} (mchid TEXT NOT NULL, out_trade_no TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
       PRIMARY KEY (mchid, out_trade_no)) WITHOUT ROWID`);
