@@ -33,18 +33,18 @@ export function toFailure(err: unknown): ApiFailure {
   return new ApiFailure({ code: 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
 }
 
-const SECRET_KEY = 'pos.secret';
-
-/** Takes `#secret=…` from the address once, keeps it for this tab, and clears it from the URL bar. */
-export function takeSecret(): string | null {
-  const m = /(?:^#|&)secret=([^&]+)/.exec(location.hash);
-  if (m) {
-    const secret = decodeURIComponent(m[1]);
-    sessionStorage.setItem(SECRET_KEY, secret);
-    history.replaceState(null, '', location.pathname + location.search);
-    return secret;
+/**
+ * The web host authenticates this page by its HttpOnly session cookie (set when the single-use
+ * start link was opened), never by anything in the URL or in storage. A `#secret=…` fragment left
+ * by an older start link is only removed from the address bar.
+ */
+function clearLegacySecret(): void {
+  try {
+    sessionStorage.removeItem('pos.secret');
+  } catch {
+    // storage may be unavailable: nothing to clear then
   }
-  return sessionStorage.getItem(SECRET_KEY);
+  if (/(?:^#|&)secret=/.test(location.hash)) history.replaceState(null, '', location.pathname + location.search);
 }
 
 type Listener = (event: TerminalEvent) => void;
@@ -52,9 +52,21 @@ type Listener = (event: TerminalEvent) => void;
 /** The preload API, plus (HTTP only) a hook called each time the event stream (re)opens. */
 export type RendererApi = PreloadApi & { onStreamOpen?(listener: () => void): () => void; closeStream?(): void };
 
-/** HTTP client of the web host: `POST /api/<method>` and an SSE stream read through fetch. */
-export function createHttpApi(secret: string, base = ''): RendererApi {
-  const headers = { Authorization: `Bearer ${secret}` };
+/**
+ * HTTP client of the web host: `POST /api/<method>` and an SSE stream read through fetch. In the
+ * page it authenticates by the session cookie (`secret` null); in-process callers (tests, tools)
+ * pass the per-launch Bearer secret. `onExpired` is called once when the host refuses the page
+ * (401: the session is gone, e.g. the app was restarted); the event stream then stops.
+ */
+export function createHttpApi(secret: string | null, base = '', onExpired?: () => void): RendererApi {
+  const headers: Record<string, string> = secret ? { Authorization: `Bearer ${secret}` } : {};
+  let expired = false;
+  const expire = () => {
+    if (expired) return;
+    expired = true;
+    stop.abort();
+    onExpired?.();
+  };
 
   async function call(method: TerminalMethod, args: unknown[]): Promise<unknown> {
     let res: Response;
@@ -63,12 +75,16 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
         method: 'POST',
         headers: { ...headers, 'Content-Type': 'application/json' },
         body: JSON.stringify({ args }),
+        credentials: 'same-origin',
       });
     } catch (err) {
       throw new ApiFailure({ code: 'NETWORK', message: err instanceof Error ? err.message : String(err) });
     }
     // The web host itself refuses a wrong per-launch secret (page opened from an old address).
-    if (res.status === 401) throw new ApiFailure({ code: 'SESSION_EXPIRED', message: 'web host refused the per-launch secret' });
+    if (res.status === 401) {
+      expire();
+      throw new ApiFailure({ code: 'SESSION_EXPIRED', message: 'web host refused this page (session cookie or secret)' });
+    }
     let result: ApiResult<unknown>;
     try {
       result = (await res.json()) as ApiResult<unknown>;
@@ -89,7 +105,11 @@ export function createHttpApi(secret: string, base = ''): RendererApi {
     let backoff = 250;
     while (!stop.signal.aborted) {
       try {
-        const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' }, signal: stop.signal });
+        const res = await fetch(`${base}/api/events`, { headers: { ...headers, Accept: 'text/event-stream' }, credentials: 'same-origin', signal: stop.signal });
+        if (res.status === 401) {
+          expire();
+          break;
+        }
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         backoff = 250;
         for (const l of openListeners) l();
@@ -170,10 +190,11 @@ declare global {
   }
 }
 
-export function connectApi(): RendererApi | null {
+/** The terminal API of this page: Electron's preload, or the web host by its session cookie. */
+export function connectApi(onExpired: () => void): RendererApi {
   if (window.pos) return wrapPreload(window.pos);
-  const secret = takeSecret();
-  return secret ? createHttpApi(secret) : null;
+  clearLegacySecret();
+  return createHttpApi(null, '', onExpired);
 }
 
 export type { TerminalApi };

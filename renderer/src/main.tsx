@@ -5,9 +5,15 @@ import { App } from './App';
 import { t } from './i18n';
 
 const root = document.getElementById('app')!;
-const pos = connectApi();
-if (pos) render(<App pos={pos} />, root);
-else {
-  // Opened without the per-launch secret: nothing can be called, say so plainly.
-  root.textContent = t('err.unauthorized');
-}
+const pos = connectApi(() => {
+  // The web host refused this page (opened without a start link, or the app restarted since):
+  // nothing can be called, say so plainly instead of a screen that never loads.
+  render(null, root);
+  root.innerHTML = '';
+  const note = document.createElement('div');
+  note.className = 'notice';
+  note.setAttribute('data-testid', 'session-expired');
+  note.textContent = t('err.sessionExpired');
+  root.appendChild(note);
+});
+render(<App pos={pos} />, root);

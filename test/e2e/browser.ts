@@ -63,6 +63,16 @@ export async function openApp(webUrl: string): Promise<Session> {
   return { context, page, errors, close: () => context.close() };
 }
 
+/** A fresh context on any address, without waiting for the app to come online (refusal tests). */
+export async function openPage(url: string): Promise<Session> {
+  const context = await (await getBrowser()).newContext({ viewport: { width: 1366, height: 768 } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  return { context, page, errors, close: () => context.close() };
+}
+
 export async function shot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `${name}.png`);

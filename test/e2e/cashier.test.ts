@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, type Stack } from '../helpers/stack';
 import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
-import { closeBrowser, openApp, readScreenQr, shot, type Page, type Session } from './browser';
+import { closeBrowser, openApp, openPage, readScreenQr, shot, type Page, type Session } from './browser';
 import { formatFen } from '../../renderer/src/money';
 import { clearSandboxFaults, relayOrder, sandboxFaults, sandboxPay } from './sandbox-client';
 
@@ -351,5 +351,21 @@ describe('cashier screen', () => {
     if (overflow) expect(await cart.evaluate((el) => el.scrollTop)).toBeGreaterThan(0);
     await shot(page, 'cashier-cart-scrolled');
     await page.locator('.btn.clear').click();
+  });
+
+  it('a page opened without a start link says it has expired (no secret in the URL, the cookie is the key)', async () => {
+    const stray = await openPage(`${stack.webOrigin}/#secret=not-a-credential`);
+    try {
+      const note = stray.page.locator('[data-testid=session-expired]');
+      await note.waitFor({ timeout: 15_000 });
+      expect(await note.textContent()).toContain('此页面已失效');
+      // A fragment from an old start link is taken off the address bar.
+      expect(stray.page.url()).not.toContain('secret=');
+      await shot(stray.page, 'web-session-expired');
+    } finally {
+      await stray.close();
+    }
+    // The real app window (its cookie) is unaffected.
+    expect(await app.page.locator('[data-testid=connection]').getAttribute('data-state')).toBe('online');
   });
 });
