@@ -3,7 +3,7 @@
  * restarted: every notification that got a 2xx is applied, nothing is lost.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,16 @@ describe('relay process', () => {
     expect(r2.status).not.toBe(0);
     expect(r2.stderr.trim().split('\n')).toHaveLength(1);
     expect(r2.stderr).toContain('merchant.json');
+    // A broken participant folder: one line naming that merchant's folder and the file.
+    const creds = relayEnv.WECHATPAY_CREDENTIALS_DIR!;
+    const broken = join(dir, 'broken-creds');
+    cpSync(creds, broken, { recursive: true });
+    const mchid = readdirSync(join(broken, 'merchants'))[0]!;
+    writeFileSync(join(broken, 'merchants', mchid, 'apiclient_key.pem'), '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n');
+    const r3 = spawnSync(process.execPath, ['--import', 'tsx', CLI], { env: { ...process.env, ...relayEnv, WECHATPAY_CREDENTIALS_DIR: broken }, encoding: 'utf8' });
+    expect(r3.status).not.toBe(0);
+    expect(r3.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r3.stderr).toContain(`merchants/${mchid}/apiclient_key.pem`);
   }, 120_000);
 
   it('SIGKILL while notifications arrive: every 2xx notification is applied after restart', async () => {

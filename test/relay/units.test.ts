@@ -168,3 +168,14 @@ describe('WAL checkpointer', () => {
     db.close();
   });
 });
+
+describe('merchant keys missing', () => {
+  it('a participant without keys becomes 409 MERCHANT_KEYS_MISSING naming the mchid', async () => {
+    const { upstreamError } = await import('../../shared/relay/upstream');
+    const { MerchantKeysMissingError } = await import('../../shared/wechatpay/errors');
+    const e = upstreamError(new MerchantKeysMissingError('1900000112'));
+    expect(e.status).toBe(409);
+    expect(e.body()).toMatchObject({ code: 'MERCHANT_KEYS_MISSING', mchid: '1900000112' });
+    expect(e.message).toContain('merchants/1900000112/');
+  });
+});
