@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from './db';
 import { RelayError } from './errors';
+import { textProblem } from './validate';
 
 export type Role = 'cashier' | 'manager';
 export interface TerminalIdentity {
@@ -17,7 +18,8 @@ export const hashToken = (token: string): string => createHash('sha256').update(
 const NAME = /^[\p{L}\p{N} _.-]{1,64}$/u;
 
 export function createTerminal(db: Db, name: string, role: string): string {
-  if (!NAME.test(name)) throw new RelayError(400, 'INVALID_NAME', 'terminal name: 1–64 letters, digits, space, _ . -');
+  // NAME admits letters of any script; the relay's one text rule still applies (it is shown and printed).
+  if (!NAME.test(name) || textProblem(name)) throw new RelayError(400, 'INVALID_NAME', 'terminal name: 1–64 letters, digits, space, _ . -');
   if (role !== 'cashier' && role !== 'manager') throw new RelayError(400, 'INVALID_ROLE', `role must be cashier or manager, got ${JSON.stringify(role)}`);
   const token = randomBytes(32).toString('base64url');
   try {
