@@ -30,9 +30,12 @@ if (process.argv[2] === '--parse-child') {
   const s = verifiedBillStream(createReadStream(file, { highWaterMark: 256 * 1024 }), { hash_type: 'SHA1', hash_value: hash }, { gzip: true });
   let rows = 0;
   let fen = 0;
-  for await (const r of s) {
-    rows++;
-    fen += r.total_fee;
+  // Arrays of records (what the relay's bill run consumes): no promise per row.
+  for await (const batch of s.batches()) {
+    for (const r of batch) {
+      rows++;
+      fen += r.total_fee;
+    }
   }
   const summary = await s.summary();
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -254,20 +257,24 @@ async function billBench(): Promise<void> {
     const { bytes, sha1 } = await generateBill(file);
     const gz = statSync(file).size;
     console.log(`\nTrade bill parsing: ${ROWS.toLocaleString('en')} rows, ${(bytes / 1e6).toFixed(1)} MB uncompressed, ${(gz / 1e6).toFixed(1)} MB gzip (generated in ${((performance.now() - g0) / 1000).toFixed(1)} s)`);
-    // Ceiling: decompress + hash only, in native tools.
-    const c0 = performance.now();
-    const ceil = spawnSync('sh', ['-c', `gunzip -c '${file}' | sha1sum`], { encoding: 'utf8' });
-    const ceilS = (performance.now() - c0) / 1000;
-    if (ceil.status !== 0 || !ceil.stdout.startsWith(sha1)) throw new Error('gunzip | sha1sum disagrees with the generated hash');
+    // Ceiling: decompress + hash only, in native tools; interleaved with our runs, best of each
+    // (the machine is shared: the least disturbed run of each is compared).
     const idle = JSON.parse(await runChild(['--idle-child'])) as { maxRssKb: number };
     const runs: { rows: number; ms: number; maxRssKb: number }[] = [];
-    for (let i = 0; i < 2; i++) runs.push(JSON.parse(await runChild(['--parse-child', file, sha1])));
+    let ceilS = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const c0 = performance.now();
+      const ceil = spawnSync('sh', ['-c', `gunzip -c '${file}' | sha1sum`], { encoding: 'utf8' });
+      ceilS = Math.min(ceilS, (performance.now() - c0) / 1000);
+      if (ceil.status !== 0 || !ceil.stdout.startsWith(sha1)) throw new Error('gunzip | sha1sum disagrees with the generated hash');
+      runs.push(JSON.parse(await runChild(['--parse-child', file, sha1])));
+    }
     const best = runs.reduce((a, b) => (b.ms < a.ms ? b : a));
     const peak = Math.max(...runs.map((r) => r.maxRssKb));
     const mbs = bytes / 1e6 / (best.ms / 1000);
     const ceilMbs = bytes / 1e6 / ceilS;
     console.log(`  gunzip -c | sha1sum (ceiling)  ${ceilMbs.toFixed(1).padStart(7)} MB/s   ${ceilS.toFixed(2)} s`);
-    console.log(`  ours: gunzip+SHA1+parse        ${mbs.toFixed(1).padStart(7)} MB/s   ${(best.ms / 1000).toFixed(2)} s   ${(best.rows / (best.ms / 1000) / 1e3).toFixed(0)}k rows/s   ${(mbs / ceilMbs).toFixed(2)}× ceiling`);
+    console.log(`  ours: gunzip+SHA1+parse        ${mbs.toFixed(1).padStart(7)} MB/s   ${(best.ms / 1000).toFixed(2)} s   ${(best.rows / (best.ms / 1000) / 1e3).toFixed(0)}k rows/s   ${(mbs / ceilMbs).toFixed(2)}× ceiling (target >= 0.5: ${mbs / ceilMbs >= 0.5 ? 'met' : 'MISSED'})`);
     console.log(`  peak RSS of the parsing process ${(peak / 1024).toFixed(1)} MB (target < 150 MB: ${peak / 1024 < 150 ? 'met' : 'MISSED'}); an idle node+tsx process: ${(idle.maxRssKb / 1024).toFixed(1)} MB`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
