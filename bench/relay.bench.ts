@@ -92,10 +92,10 @@ async function serveChild(kind: string, dir: string, dbPath: string): Promise<vo
     return;
   }
   // The relay, as configured in production (info logs, to stderr which the parent discards).
-  const port = Number(process.env.BENCH_PORT);
+  // Port 0: it binds a free port and prints its URL (notify_url is never used here).
   const config = loadRelayConfig({
-    WECHATPAY_CREDENTIALS_DIR: merchantDir, WECHATPAY_BASE_URL: 'http://127.0.0.1:9', RELAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    RELAY_PORT: String(port), RELAY_DB: dbPath, RELAY_QUERY_AFTER_SECONDS: '3600', RELAY_LOG_LEVEL: process.env.BENCH_RELAY_LOG ?? 'info',
+    WECHATPAY_CREDENTIALS_DIR: merchantDir, WECHATPAY_BASE_URL: 'http://127.0.0.1:9', RELAY_PUBLIC_URL: 'http://127.0.0.1:9',
+    RELAY_PORT: '0', RELAY_DB: dbPath, RELAY_QUERY_AFTER_SECONDS: '3600', RELAY_LOG_LEVEL: process.env.BENCH_RELAY_LOG ?? 'info',
   });
   const relay = await startRelay(config);
   listening(relay.url, () => relay.close());
@@ -105,10 +105,10 @@ async function serveChild(kind: string, dir: string, dbPath: string): Promise<vo
 
 interface Child { proc: ChildProcess; url: string; cpu: Promise<number> }
 
-function spawnServer(kind: string, dir: string, dbPath: string, port = 0): Promise<Child> {
+function spawnServer(kind: string, dir: string, dbPath: string): Promise<Child> {
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const proc = spawn(process.execPath, [...prof, '--import', 'tsx', SELF, 'serve', kind, dir, dbPath], {
-    env: { ...process.env, BENCH_PORT: String(port) }, stdio: ['ignore', 'pipe', 'ignore'],
+    env: process.env, stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
   let cpuResolve: (n: number) => void;
@@ -212,8 +212,7 @@ function pct(sorted: number[], p: number): number {
 
 async function pushLatency(dir: string, dbPath: string, notes: Note[]): Promise<{ p50: number; p99: number; max: number; samples: number; missing: number; rate: number }> {
   const token = addTerminal(dbPath, 'bench-push', 'cashier');
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const { proc, url } = await spawnServer('relay', dir, dbPath, port);
+  const { proc, url } = await spawnServer('relay', dir, dbPath);
   const sent = new Map<string, number>();
   const lat: number[] = [];
   let received = 0;
@@ -297,8 +296,7 @@ async function main(): Promise<void> {
       if (kind === 'bare' && round > 1) continue;
       const db = join(dir, `${kind}-${round}.db`);
       copyFileSync(seedDb, db);
-      const port = 20000 + Math.floor(Math.random() * 20000);
-      const child = await spawnServer(kind, dir, db, port);
+      const child = await spawnServer(kind, dir, db);
       const warm = await load(child.url, notes.slice(0, 200)); // warm-up (JIT, connections); these become duplicates later
       const r = await load(child.url, notes);
       await stop(child.proc);
