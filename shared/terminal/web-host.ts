@@ -61,12 +61,8 @@ export interface WebHost {
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const MAX_SESSIONS = 64;
 
-/**
- * Where a successful code exchange sends the browser. TRANSITIONAL: the renderer still looks for
- * `#secret=` before it calls the API; it gets a placeholder (not a credential: the cookie is)
- * until it authenticates by cookie alone; then this becomes `/`.
- */
-const AFTER_EXCHANGE = '/#secret=cookie';
+/** Where a successful code exchange sends the browser: the app, authenticated by its cookie alone. */
+const AFTER_EXCHANGE = '/';
 
 export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const secret = opts.secret ?? randomBytes(32).toString('base64url');

@@ -258,6 +258,15 @@ describe('printer failures and the job queue', () => {
     await q2.close();
   });
 
+  it('a typed amount (description = merchant name) prints the name once, with its amount', () => {
+    const base = sampleOrder();
+    const sub = { ...base.sub_orders[0]!, description: NAMES[base.sub_orders[0]!.mchid]! };
+    const doc = buildReceipt({ kind: 'slip', order: sampleOrder({ sub_orders: [sub, base.sub_orders[1]!] }), merchantNames: NAMES, reprint: false, width: 80, language: 'zh-CN' });
+    const text = renderPreview(doc).lines.join('\n');
+    expect(text.split(sub.description).length - 1).toBe(1);
+    expect(text).toMatch(new RegExp(`${sub.description}.*¥`));
+  });
+
   it('preview printer: job done at once with the rendered lines and QR payload', async () => {
     const q = new PrintQueue({ settings: () => ({ ...DEFAULT_SETTINGS, printer: 'preview', paper_width: 58 }) });
     const j = await q.enqueue('slip', sampleOrder(), NAMES, false);

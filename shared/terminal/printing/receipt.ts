@@ -48,8 +48,13 @@ export function buildReceipt(input: ReceiptInput): ReceiptDocument {
   b.push({ t: 'rule' });
   for (const sub of order.sub_orders) {
     const name = input.merchantNames[sub.mchid] ?? sub.mchid;
-    b.push({ t: 'text', text: `${L.merchant}: ${name}`, bold: true });
-    b.push({ t: 'pair', left: sub.description, right: yuan(sub.amount) });
+    // A typed amount carries the merchant's name as its description: one line, not the name twice.
+    if (sub.description === name) {
+      b.push({ t: 'pair', left: `${L.merchant}: ${name}`, right: yuan(sub.amount), bold: true });
+    } else {
+      b.push({ t: 'text', text: `${L.merchant}: ${name}`, bold: true });
+      b.push({ t: 'pair', left: sub.description, right: yuan(sub.amount) });
+    }
     if (input.kind === 'receipt' && sub.transaction_id) b.push({ t: 'pair', left: `${L.txn}:`, right: sub.transaction_id }); // kept unbroken on 58 mm
   }
   b.push({ t: 'rule' });
