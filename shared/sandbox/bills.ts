@@ -11,14 +11,19 @@ import type { TradeBillResponse } from '../wechatpay/models';
 import { ApiFailure, paramError } from './errors';
 import type { SandboxConfig } from './config';
 import type { StateStore } from './state';
+import type { Orders } from './orders';
 
 const DAY = 86_400_000;
 /** Bills of day D are ready at 10:00 Beijing on D+1 (generated after ~09:00, §6.1). */
 const READY_HOUR_BEIJING = 10;
+/** When the file is generated: refund states are frozen at this moment. */
+const GENERATED_HOUR_BEIJING = 9;
 /** Current docs say 5 min, older 30 s; 5 min here, on the business clock so tests can expire it. */
 export const DOWNLOAD_VALIDITY_MS = 5 * 60_000;
 export interface BillRow {
   time: number;
+  /** A refund row (交易状态 REFUND), with the refund's state as frozen at generation. */
+  refund?: { refund_id: string; out_refund_no: string; amount: number; status: string; success_at?: number };
   mchid: string;
   transaction_id: string;
   out_trade_no: string;
@@ -40,7 +45,7 @@ interface Download {
 export class Bills {
   private readonly downloads = new Map<string, Download>();
 
-  constructor(private readonly cfg: SandboxConfig, private readonly store: StateStore) {}
+  constructor(private readonly cfg: SandboxConfig, private readonly store: StateStore, private readonly orders: Orders) {}
 
   /** Rows of one mchid's bill for one Beijing day, adjustments applied. */
   rows(mchid: string, billDate: string): BillRow[] {
@@ -66,6 +71,29 @@ export class Bills {
         });
       });
     }
+    // Refund rows: on the day the refund was initiated (交易时间 = initiation time), 退款状态 as
+    // it stood when the bill was generated (09:00 Beijing the next day) and never updated.
+    const generatedAt = Date.parse(`${billDate}T00:00:00+08:00`) + DAY + GENERATED_HOUR_BEIJING * 3600_000;
+    for (const r of Object.values(st.refunds)) {
+      if (r.mchid !== mchid || beijingDate(r.created_at) !== billDate) continue;
+      const ref = this.orders.subOrder(r.mchid, r.out_trade_no);
+      if (!ref) continue;
+      const o = ref.order;
+      const s = o.request.sub_orders[ref.index]!;
+      const final = r.final_at !== undefined && r.final_at <= generatedAt;
+      rows.push({
+        time: r.created_at,
+        mchid,
+        transaction_id: r.transaction_id,
+        out_trade_no: r.out_trade_no,
+        openid: o.payer_openid ?? '',
+        bank_type: o.bank_type ?? 'OTHERS',
+        amount: 0,
+        description: s.description,
+        attach: s.attach,
+        refund: { refund_id: r.refund_id, out_refund_no: r.out_refund_no, amount: r.refund, status: final ? r.status : 'PROCESSING', success_at: final ? r.success_at : undefined },
+      });
+    }
     for (const x of st.bill_extras) {
       if (x.mchid !== mchid || x.bill_date !== billDate) continue;
       rows.push({ time: x.time, mchid, transaction_id: x.transaction_id, out_trade_no: x.out_trade_no, openid: 'oSandboxExtraRow000000000000', bank_type: 'OTHERS', amount: x.amount, description: '补录交易', attach: x.attach ?? '' });
@@ -74,9 +102,36 @@ export class Bills {
   }
 
   /** The bill file text, written by the shared bill writer (UTF-8, `\r\n` line ends, no BOM). */
-  text(rows: BillRow[], billType: 'ALL' | 'SUCCESS'): string {
-    const records = rows.map((r) =>
-      paymentBillRecord({
+  text(rows: BillRow[], billType: 'ALL' | 'SUCCESS' | 'REFUND'): string {
+    const records = rows.map((r) => {
+      if (r.refund) {
+        // The reference sample's refund row: order amounts 0.00, the refund in 退款金额 and
+        // 申请退款金额, the fee given back (negative).
+        const fee = Math.floor((r.refund.amount * 6 + 500) / 1000) * 1000;
+        return paymentBillRecord({
+          trade_time: formatBeijingBill(r.time),
+          appid: this.cfg.appid,
+          mchid: r.mchid,
+          transaction_id: r.transaction_id,
+          out_trade_no: r.out_trade_no,
+          openid: r.openid,
+          bank_type: r.bank_type,
+          total_fee: 0,
+          trade_state: 'REFUND',
+          refund_id: r.refund.refund_id,
+          out_refund_no: r.refund.out_refund_no,
+          refund_fee: r.refund.amount,
+          applied_refund_fee: r.refund.amount,
+          refund_type: 'ORIGINAL',
+          refund_status: r.refund.status,
+          refund_apply_time: formatBeijingBill(r.time),
+          refund_success_time: r.refund.success_at === undefined ? '' : formatBeijingBill(r.refund.success_at),
+          fee_milli_fen: -fee,
+          description: r.description,
+          attach: r.attach,
+        });
+      }
+      return paymentBillRecord({
         trade_time: formatBeijingBill(r.time),
         appid: this.cfg.appid,
         mchid: r.mchid,
@@ -87,8 +142,8 @@ export class Bills {
         total_fee: r.amount,
         description: r.description,
         attach: r.attach,
-      }),
-    );
+      });
+    });
     return formatTradeBill(records, { billType });
   }
 
@@ -118,9 +173,11 @@ export class Bills {
       if (dayStart > now) throw paramError('bill_date', '账单日期不能晚于今天 (date is in the future)', billDate);
       throw new ApiFailure(400, 'STATEMENT_CREATING', `账单生成中，请在${beijingDate(dayStart + DAY)} ${READY_HOUR_BEIJING}:00之后再试 (bill not ready yet)`);
     }
-    const rows = billType === 'REFUND' ? [] : this.rows(signer, billDate);
+    // ALL: payments and refunds; SUCCESS: payments; REFUND: refunds.
+    const all = this.rows(signer, billDate);
+    const rows = billType === 'ALL' ? all : all.filter((r) => (billType === 'REFUND') === (r.refund !== undefined));
     if (rows.length === 0) throw new ApiFailure(400, 'NO_STATEMENT_EXIST', '请求的账单文件不存在 (no trades that day)');
-    const text = Buffer.from(this.text(rows, billType === 'SUCCESS' ? 'SUCCESS' : 'ALL'), 'utf8');
+    const text = Buffer.from(this.text(rows, billType as 'ALL' | 'SUCCESS' | 'REFUND'), 'utf8');
     const token = randomBytes(24).toString('base64url');
     this.purge(now);
     this.downloads.set(token, { mchid: signer, text, gzip: tarType === 'GZIP', expires_at: now + DOWNLOAD_VALIDITY_MS });

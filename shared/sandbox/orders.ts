@@ -95,6 +95,13 @@ export class Orders {
     return { order, index: r!.index };
   }
 
+  /** A sub-order by its transaction_id, whichever merchant it belongs to. */
+  subOrderByAnyMerchant(transactionId: string): SubOrderRef | undefined {
+    const r = this.transactionIndex.get(transactionId);
+    const order = r && this.get(r.key);
+    return order ? { order, index: r!.index } : undefined;
+  }
+
   /** The trade_state of one sub-order: REFUND once a refund was made on it (addendum). */
   subState(o: StoredOrder, i: number): TradeState {
     return o.state === 'SUCCESS' && o.sub_orders[i]!.refunded ? 'REFUND' : o.state;

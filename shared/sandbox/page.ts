@@ -7,6 +7,7 @@ import QRCode from 'qrcode';
 import { fenToYuan } from '../wechatpay/money';
 import { formatBeijingBill } from '../wechatpay/time';
 import type { SandboxServer } from './server';
+import { refundsOf } from './refunds';
 
 const esc = (s: unknown) =>
   String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -20,6 +21,8 @@ const bj = (iso: unknown) => (typeof iso === 'string' && iso ? formatBeijingBill
 
 /** The label of an order's state; an unpaid order past time_expire can no longer be paid. */
 const stateLabel = (o: Record<string, unknown>) => (o.expired ? '已过期（待商户关单）' : STATE_LABEL[o.state as string] ?? String(o.state));
+
+const REFUND_LABEL: Record<string, string> = { PROCESSING: '退款中', SUCCESS: '已退款', ABNORMAL: '退款异常', CLOSED: '退款关闭' };
 
 const KIND_LABEL: Record<string, string> = { delivery: '通知', probe: '签名探测', duplicate: '重复通知' };
 
@@ -55,6 +58,8 @@ export async function renderPage(sb: SandboxServer): Promise<string> {
     }),
   );
   const deliveries = sb.store.state.deliveries.slice(-30).reverse();
+  // The buyer's refunds, as the phone's payment records show them (newest first).
+  const refunds = refundsOf(sb.store).reverse().slice(0, 30);
   const pending = sb.store.state.pending;
   return `<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -90,6 +95,10 @@ ${cards.join('\n') || '<div class="empty">暂无待支付订单。收银台下�
 ${deliveries.length ? `<table><thead><tr><th>时间（北京）</th><th>订单</th><th>类型</th><th>第几次</th><th>商户应答</th></tr></thead><tbody>
 ${deliveries.map((d) => `<tr><td>${esc(formatBeijingBill(d.at_ms).slice(11))}</td><td>${esc(d.order)}</td><td>${esc(KIND_LABEL[d.kind] ?? d.kind)}</td><td>${d.attempt}</td>${replyCell(d)}</tr>`).join('\n')}
 </tbody></table>` : '<div class="empty">尚未发送通知。</div>'}
+<h2>退款（${refunds.length}）</h2>
+${refunds.length ? `<table><thead><tr><th>申请时间（北京）</th><th>商户</th><th>商户订单号</th><th>退款金额</th><th>状态</th><th>到账</th></tr></thead><tbody>
+${refunds.map((r) => `<tr><td>${esc(formatBeijingBill(r.created_at))}</td><td>${esc(sb.cfg.names.get(r.mchid) ?? r.mchid)}</td><td>${esc(r.out_trade_no)}</td><td>¥${esc(fenToYuan(r.refund))} / ¥${esc(fenToYuan(r.total))}</td><td class="${r.status === 'SUCCESS' ? 'ok' : r.status === 'PROCESSING' ? '' : 'bad'}">${esc(REFUND_LABEL[r.status] ?? r.status)}</td><td>${esc(r.status === 'SUCCESS' ? `${r.user_received_account} ${formatBeijingBill(r.success_at!)}` : '')}</td></tr>`).join('\n')}
+</tbody></table>` : '<div class="empty">暂无退款。</div>'}
 <h2>最近订单</h2>
 ${done.length ? `<table><thead><tr><th>单号</th><th>金额</th><th>状态</th><th>支付时间（北京）</th></tr></thead><tbody>
 ${done.map((o) => `<tr><td>${esc(o.combine_out_trade_no)}</td><td>¥${esc(fenToYuan(o.total_amount as number))}</td><td>${esc(stateLabel(o))}</td><td>${esc(bj(o.paid_at))}</td></tr>`).join('\n')}

@@ -18,6 +18,7 @@ import { parseAuthorization } from '../wechatpay/sign';
 import { Orders, type PayOutcome } from './orders';
 import { Notifier } from './notifier';
 import { Bills } from './bills';
+import { Refunds, refundsOf } from './refunds';
 import { DEFAULT_SLOW_MS, Faults, type Fault } from './faults';
 import { renderPage } from './page';
 
@@ -32,6 +33,10 @@ export interface SandboxOptions {
   closeMinAgeSeconds?: number;
   /** SQLite synchronous mode of the state database: NORMAL (default; survives kill -9) or FULL (also a power cut). */
   dbSynchronous?: Synchronous;
+  /** Real milliseconds from a refund's PROCESSING to its final status (default 2000). */
+  refundDelayMs?: number;
+  /** Minimum seconds between two refunds of one sub-order (default 60, as WeChat Pay). */
+  refundMinIntervalSeconds?: number;
   /** Reply timeout for notifications (default 5000 ms, as WeChat Pay). */
   notifyReplyTimeoutMs?: number;
   log?: (event: Record<string, unknown>) => void;
@@ -111,6 +116,7 @@ export class SandboxServer {
   readonly orders: Orders;
   readonly notifier: Notifier;
   readonly bills: Bills;
+  readonly refunds: Refunds;
   readonly faults = new Faults();
   /** In memory only: a test's view of who signed what (lost at restart, by design). */
   readonly requests: RequestLogEntry[] = [];
@@ -122,9 +128,10 @@ export class SandboxServer {
     tighten(sandboxDir);
     this.store = new StateStore(sandboxDir, { synchronous: opts.dbSynchronous });
     this.orders = new Orders(this.cfg, this.store);
-    this.bills = new Bills(this.cfg, this.store);
+    this.bills = new Bills(this.cfg, this.store, this.orders);
     this.notifier = new Notifier(this.cfg, this.store, { timeScale: opts.timeScale ?? 1, replyTimeoutMs: opts.notifyReplyTimeoutMs, log: opts.log });
     this.closeMinAge = opts.closeMinAgeSeconds ?? 300;
+    this.refunds = new Refunds(this.cfg, this.store, this.orders, this.notifier, () => this.now(), { delayMs: opts.refundDelayMs, minIntervalSeconds: opts.refundMinIntervalSeconds });
   }
 
   /** The business clock: real time shifted by the offset set through /sandbox/control/clock. */
@@ -297,6 +304,16 @@ export class SandboxServer {
         return (_b, mchid, u) => ({ status: 200, body: this.orders.queryBasicById(tx, u.searchParams, mchid) });
       }
     }
+    const REFUNDS = '/v3/refund/domestic/refunds';
+    if (path === REFUNDS) {
+      need('POST');
+      return (body, mchid) => ({ status: 200, body: this.refunds.create(body, mchid) });
+    }
+    if (path.startsWith(REFUNDS + '/') && /^[^/]+$/.test(path.slice(REFUNDS.length + 1))) {
+      need('GET');
+      const no = pathParam(path.slice(REFUNDS.length + 1), 'out_refund_no');
+      return (_b, mchid) => ({ status: 200, body: this.refunds.query(no, mchid) });
+    }
     if (path === '/v3/certificates') {
       need('GET');
       return (_b, mchid) => this.certificates(this.cfg.keys.get(mchid)!);
@@ -381,6 +398,15 @@ export class SandboxServer {
       case 'DELETE /sandbox/control/faults':
         this.faults.clear();
         return this.json(res, 200, { faults: [] });
+      case 'GET /sandbox/refunds':
+        return this.json(res, 200, { refunds: refundsOf(this.store).map((r) => ({ ...this.refunds.result(r), mchid: r.mchid, reason: r.reason ?? null })) });
+      case 'GET /sandbox/control/refund-outcome':
+        return this.json(res, 200, { armed: this.refunds.armedOutcomes() });
+      case 'POST /sandbox/control/refund-outcome':
+        return this.json(res, 200, { armed: this.refunds.arm(b) });
+      case 'DELETE /sandbox/control/refund-outcome':
+        this.refunds.clearArmed();
+        return this.json(res, 200, { armed: [] });
       case 'GET /sandbox/control/clock':
         return this.json(res, 200, this.clock());
       case 'POST /sandbox/control/clock': {
@@ -519,12 +545,14 @@ export async function startSandbox(opts: SandboxOptions): Promise<RunningSandbox
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   sb.notifier.start();
+  sb.refunds.start();
   opts.log?.({ event: 'listening', url, mode: sb.cfg.initiator.mode });
   let closing: Promise<void> | undefined;
   return {
     url,
     close() {
       closing ??= (async () => {
+        sb.refunds.close();
         await sb.notifier.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -102,6 +102,37 @@ export interface BillExtra {
   time: number;
 }
 
+/** A refund (addendum "Refunds"), keyed by its merchant and out_refund_no. */
+export interface StoredRefund {
+  /** The sub-order's merchant: the one that refunded (out_refund_no is unique per merchant). */
+  mchid: string;
+  out_refund_no: string;
+  refund_id: string;
+  out_trade_no: string;
+  transaction_id: string;
+  /** fen */
+  total: number;
+  refund: number;
+  reason?: string;
+  notify_url: string;
+  /** Canonical JSON of the request: the same out_refund_no must mean the same refund. */
+  fingerprint: string;
+  /** Business-clock milliseconds. */
+  created_at: number;
+  status: 'PROCESSING' | 'SUCCESS' | 'ABNORMAL' | 'CLOSED';
+  /** The status it will settle to (SUCCESS unless armed otherwise). */
+  outcome: 'SUCCESS' | 'ABNORMAL' | 'CLOSED';
+  /** Real-clock milliseconds when PROCESSING settles. */
+  due_at: number;
+  final_at?: number;
+  success_at?: number;
+  user_received_account: string;
+}
+
+export function refundKey(mchid: string, outRefundNo: string): string {
+  return `${mchid}/${outRefundNo}`;
+}
+
 export interface SandboxState {
   version: 1;
   clock_offset_seconds: number;
@@ -110,6 +141,7 @@ export interface SandboxState {
   deliveries: DeliveryLogEntry[];
   bill_adjustments: BillAdjustment[];
   bill_extras: BillExtra[];
+  refunds: Record<string, StoredRefund>;
 }
 
 const MAX_LOG = 2000;
@@ -123,6 +155,7 @@ CREATE TABLE IF NOT EXISTS pending (notification_id TEXT PRIMARY KEY, doc TEXT N
 CREATE TABLE IF NOT EXISTS deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bill_adjustments (out_trade_no TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bill_extras (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refunds (key TEXT PRIMARY KEY, doc TEXT NOT NULL);
 `;
 
 export class StateStore {
@@ -138,6 +171,7 @@ export class StateStore {
     trimDeliveries: Database.Statement;
     putAdjustment: Database.Statement;
     addExtra: Database.Statement;
+    putRefund: Database.Statement;
   };
 
   constructor(sandboxDir: string, opts: { synchronous?: Synchronous } = {}) {
@@ -167,6 +201,7 @@ export class StateStore {
       trimDeliveries: this.db.prepare('DELETE FROM deliveries WHERE id <= (SELECT MAX(id) FROM deliveries) - ?'),
       putAdjustment: this.db.prepare('INSERT INTO bill_adjustments (out_trade_no, doc) VALUES (?, ?) ON CONFLICT(out_trade_no) DO UPDATE SET doc = excluded.doc'),
       addExtra: this.db.prepare('INSERT INTO bill_extras (doc) VALUES (?)'),
+      putRefund: this.db.prepare('INSERT INTO refunds (key, doc) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET doc = excluded.doc'),
     };
     if (imported) {
       if (this.db.prepare("SELECT value FROM meta WHERE key = 'imported_state_json'").get() === undefined) this.importLegacy(imported);
@@ -201,6 +236,7 @@ export class StateStore {
       deliveries: docs<DeliveryLogEntry>(`SELECT doc FROM deliveries ORDER BY id DESC LIMIT ${MAX_LOG}`).reverse(),
       bill_adjustments: docs<BillAdjustment>('SELECT doc FROM bill_adjustments ORDER BY rowid'),
       bill_extras: docs<BillExtra>('SELECT doc FROM bill_extras ORDER BY id'),
+      refunds: Object.fromEntries(docs<StoredRefund>('SELECT doc FROM refunds ORDER BY rowid').map((r) => [refundKey(r.mchid, r.out_refund_no), r])),
     };
   }
 
@@ -244,6 +280,13 @@ export class StateStore {
   addExtra(x: BillExtra): void {
     this.stmt.addExtra.run(JSON.stringify(x));
     this.state.bill_extras.push(x);
+  }
+
+  /** Writes the refund's current document and holds it in memory. */
+  putRefund(r: StoredRefund): void {
+    const key = refundKey(r.mchid, r.out_refund_no);
+    this.stmt.putRefund.run(key, JSON.stringify(r));
+    this.state.refunds[key] = r;
   }
 
   close(): void {
