@@ -9,9 +9,13 @@ async function post(url: string, body: unknown): Promise<Record<string, unknown>
 }
 
 export interface PayResult {
+  kind: 'combine' | 'basic';
+  /** The combine number; a basic order's out_trade_no. */
   combine_out_trade_no: string;
+  /** The initiator (combine) or the merchant (basic). */
+  mchid: string;
   state: string;
-  sub_orders: { out_trade_no: string; transaction_id: string }[];
+  sub_orders: { mchid: string; out_trade_no: string; transaction_id: string }[];
 }
 
 export const sandboxPay = (sandboxUrl: string, codeUrl: string, extra: Record<string, unknown> = {}) =>
@@ -27,6 +31,30 @@ export async function relayOrder(relayUrl: string, token: string, no: string): P
   if (!res.ok) throw new Error(`relay order ${no} → ${res.status} ${await res.text()}`);
   return (await res.json()) as Order;
 }
+
+/** One APIv3 request as the sandbox saw it: who claimed to sign it, with which serial, and whether it verified. */
+export interface SandboxRequest {
+  at: string;
+  method: string;
+  url: string;
+  mchid: string | null;
+  serial_no: string | null;
+  authenticated: boolean;
+  status: number;
+  code?: string;
+}
+
+/** The sandbox's request log, optionally only one merchant's and/or one path prefix (e.g. `/v3/bill/tradebill`). */
+export async function sandboxRequests(sandboxUrl: string, filter: { mchid?: string; path?: string } = {}): Promise<SandboxRequest[]> {
+  const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]);
+  const res = await fetch(`${sandboxUrl}/sandbox/requests${q.size ? `?${q}` : ''}`);
+  if (!res.ok) throw new Error(`sandbox requests → ${res.status}`);
+  return ((await res.json()) as { requests: SandboxRequest[] }).requests;
+}
+
+/** The next refund (or the one numbered so) ends ABNORMAL or CLOSED instead of SUCCESS. */
+export const armRefundOutcome = (sandboxUrl: string, arm: { outcome: 'SUCCESS' | 'ABNORMAL' | 'CLOSED'; out_refund_no?: string; count?: number }) =>
+  post(`${sandboxUrl}/sandbox/control/refund-outcome`, arm);
 
 export const sandboxFaults = (sandboxUrl: string, fault: { path?: string; method?: string; kind: string; count?: number; delay_ms?: number }) =>
   post(`${sandboxUrl}/sandbox/control/faults`, fault);
