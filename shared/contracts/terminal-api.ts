@@ -38,7 +38,21 @@ export interface Settings {
   qr_mode: QrMode;
   /** Minutes after which an unpaid order is "stale" on the manager screen. */
   stale_minutes: number;
+  /** Printed at the top of every slip and receipt, shown on the customer display ("" = none). */
+  store_name: string;
+  /** Printed under the store name on every slip and receipt ("" = none). */
+  store_address: string;
+  /** The store's logo on the idle customer display: a `data:image/(png|jpeg|gif|webp|svg+xml);base64,…` URL of at most 64 KB, or "". */
+  store_logo: string;
+  /** The cashier's name printed on paid receipts ("" = none). */
+  cashier_name: string;
+  /** Sales above this many fen ask the cashier to confirm before the QR is created (default 500000 = ¥5,000). */
+  confirm_above_fen: number;
+  /** Customer display (Electron): `auto` = on a second screen when there is one, `window` = always a window, `off`. */
+  customer_display: CustomerDisplayMode;
 }
+
+export type CustomerDisplayMode = 'auto' | 'window' | 'off';
 
 /** Names of the write-only settings. */
 export type TokenSetting = 'terminal_token' | 'manager_token';
@@ -59,6 +73,12 @@ export interface SettingsUpdate {
   language?: Language;
   qr_mode?: QrMode;
   stale_minutes?: number;
+  store_name?: string;
+  store_address?: string;
+  store_logo?: string;
+  cashier_name?: string;
+  confirm_above_fen?: number;
+  customer_display?: CustomerDisplayMode;
 }
 
 /** A message per field at fault (keys of SettingsUpdate, tokens included). */
@@ -129,6 +149,65 @@ export interface DailyTakings {
   merchants: { mchid: string; name: string; amount: number; count: number }[];
 }
 
+/** Result of `testPrint()`: the printer the page went to and how it went. */
+export interface TestPrintResult {
+  printer: string;
+  ok: boolean;
+  failure: PrinterFailure | null;
+  message: string | null;
+  /** Preview printer: the page as text lines (nothing is sent anywhere). */
+  preview?: ReceiptPreview;
+}
+
+/**
+ * `printerStatus()`: asked with DLE EOT (real-time status) over the printer's TCP port.
+ * `online` ready; `offline` answered with the offline bit (cover open, error); `paper-out` the
+ * paper sensor reports the roll end; `timeout` connected but no answer; `unreachable` refused or
+ * no route; `preview` no printer configured.
+ */
+export type PrinterState = 'online' | 'offline' | 'paper-out' | 'timeout' | 'unreachable' | 'preview';
+
+export interface PrinterStatus {
+  printer: string;
+  state: PrinterState;
+  /** The status bytes answered (DLE EOT 1, then 4 when asked), for the technician. */
+  raw: number[];
+  message: string | null;
+  checked_at: string;
+}
+
+/**
+ * What the customer display shows: nothing else ever reaches it (no tokens, settings, order
+ * lists, merchants' ids or other orders). Follows the order the cashier presents (`presentOrder`).
+ */
+export type CustomerPhase = 'idle' | 'waiting' | 'paid' | 'failed';
+
+export interface CustomerView {
+  phase: CustomerPhase;
+  store_name: string;
+  /** data: URL or "" */
+  store_logo: string;
+  language: Language;
+  /** Total in fen (waiting, paid, failed). */
+  amount?: number;
+  /** The QR payload (waiting only). */
+  code_url?: string;
+  /** ISO time the QR stops working (waiting only). */
+  expires_at?: string;
+  /** Why the sale ended without payment (failed only): closed, failed at WeChat Pay, or the QR expired. */
+  reason?: 'closed' | 'failed' | 'expired';
+}
+
+/** Electron IPC of the customer display: its own preload and channels, nothing of the cashier's API. */
+export const CUSTOMER_VIEW_CHANNEL = 'customer:view';
+export const CUSTOMER_EVENT_CHANNEL = 'customer:event';
+
+/** What the customer display's preload exposes on `window.customer`. */
+export interface CustomerPreloadApi {
+  current(): Promise<CustomerView>;
+  onView(listener: (view: CustomerView) => void): () => void;
+}
+
 /** Events pushed to the renderer. */
 export type TerminalEvent =
   | RelayEvent
@@ -158,6 +237,12 @@ export interface TerminalApi {
   retryPrint(jobId: string): Promise<PrintJob>;
   /** URL of the sandbox phone page for "simulate the customer's scan" (embedded default only). */
   customerPhoneUrl(): Promise<string | null>;
+  /** The order shown to the customer display (the one on the cashier's screen), or null for idle. */
+  presentOrder(combineOutTradeNo: string | null): Promise<CustomerView>;
+  /** Prints a short test page (store, printer address, paper width, sample QR, date). Never rejects for a printer problem. */
+  testPrint(): Promise<TestPrintResult>;
+  /** Asks the printer its real-time status (DLE EOT). */
+  printerStatus(): Promise<PrinterStatus>;
 }
 
 export type TerminalMethod = keyof TerminalApi;
@@ -165,6 +250,7 @@ export type TerminalMethod = keyof TerminalApi;
 export const TERMINAL_METHODS: readonly TerminalMethod[] = [
   'session', 'getSettings', 'saveSettings', 'listMerchants', 'createOrder', 'getOrder', 'listOrders', 'openOrders',
   'closeOrder', 'reconcileBills', 'listAlerts', 'takings', 'print', 'printJobs', 'retryPrint', 'customerPhoneUrl',
+  'presentOrder', 'testPrint', 'printerStatus',
 ];
 
 /** IPC channel of each method (`pos:<method>`), and the one event channel. */

@@ -47,6 +47,9 @@ const PARAMS: Record<TerminalMethod, [z.ZodType[], number]> = {
   printJobs: [[], 0],
   retryPrint: [[z.string().min(1).max(64)], 1],
   customerPhoneUrl: [[], 0],
+  presentOrder: [[orderNo.nullable()], 1],
+  testPrint: [[], 0],
+  printerStatus: [[], 0],
 };
 
 export function isTerminalMethod(m: unknown): m is TerminalMethod {

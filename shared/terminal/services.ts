@@ -7,11 +7,16 @@ import { join } from 'node:path';
 import type { Alert, CreateOrderRequest, Order, ReconciliationReport, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
 import { FINAL_STATES } from '../contracts/relay-api';
 import type {
-  ConnectionState, DailyTakings, OrderQuery, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings, SettingsUpdate, TerminalApi, TerminalEvent,
+  ConnectionState, CustomerView, DailyTakings, OrderQuery, PrinterStatus, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings,
+  SettingsUpdate, TerminalApi, TerminalEvent, TestPrintResult,
 } from '../contracts/terminal-api';
+import { CustomerFeed } from './customer-feed';
 import { TerminalError } from './errors';
+import { renderEscPos } from './printing/escpos';
+import { renderPreview } from './printing/preview';
 import { PrintQueue } from './printing/queue';
-import type { SendOptions } from './printing/transport';
+import { buildTestPage } from './printing/test-page';
+import { classifyPrinterError, queryPrinterStatus, sendToPrinter, type SendOptions } from './printing/transport';
 import { RelayClient, type RelayEvents } from './relay-client';
 import { publicSettings, SettingsStore, type StoredSettings } from './settings';
 
@@ -31,11 +36,16 @@ export interface TerminalServicesOptions {
   printRetryBaseMs?: number;
   printWaitForAck?: boolean;
   heartbeatTimeoutMs?: number;
+  /** How long the customer display shows "paid"/"failed" before idle (default 6 s). */
+  customerThanksMs?: number;
 }
 
 export interface TerminalServices extends TerminalApi {
   onEvent(listener: (e: TerminalEvent) => void): () => void;
   readonly connection: ConnectionState;
+  /** The customer display's current view, and its changes (nothing else reaches that display). */
+  customerView(): CustomerView;
+  onCustomerView(listener: (v: CustomerView) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -61,6 +71,7 @@ class Services implements TerminalServices {
   private merchantNames: Record<string, string> = {};
   private readonly orders = new Map<string, Order>();
   private readonly receiptPending = new Set<string>();
+  private readonly feed: CustomerFeed;
   connection: ConnectionState = 'connecting';
 
   constructor(private readonly opts: TerminalServicesOptions) {
@@ -78,9 +89,38 @@ class Services implements TerminalServices {
       retryBaseMs: opts.printRetryBaseMs,
       waitForAck: opts.printWaitForAck,
       // A slip's QR is only worth paper while the order waits for payment.
-      wanted: (job) => job.kind !== 'slip' || !FINAL_STATES.includes(this.orders.get(job.combine_out_trade_no)?.state ?? 'NOTPAY'),
+      wanted: (job) => this.slipStillWanted(job),
     });
+    this.feed = new CustomerFeed({ settings: () => this.store.get(), thanksMs: opts.customerThanksMs });
     this.queue.on('job', (job) => this.emit({ type: 'print.job', job }));
+  }
+
+  /**
+   * Whether an automatic retry of a job should still print. A slip's QR is only worth paper while
+   * its order waits for payment and has not expired. After a restart the order is not in the cache
+   * yet: the relay is asked; when it cannot answer, the slip is not printed by itself (the cashier
+   * can print it again; an unwanted QR for a paid order is worse than a missing one).
+   */
+  private async slipStillWanted(job: PrintJob): Promise<boolean> {
+    if (job.kind !== 'slip') return true;
+    let o = this.orders.get(job.combine_out_trade_no);
+    if (!o) {
+      try {
+        o = await this.relay.getOrder(job.combine_out_trade_no);
+        this.track(o);
+      } catch {
+        return false;
+      }
+    }
+    return !FINAL_STATES.includes(o.state) && !(Date.parse(o.expires_at) <= Date.now());
+  }
+
+  customerView(): CustomerView {
+    return this.feed.view();
+  }
+
+  onCustomerView(listener: (v: CustomerView) => void): () => void {
+    return this.feed.onView(listener);
   }
 
   private emit(e: TerminalEvent): void {
@@ -120,6 +160,7 @@ class Services implements TerminalServices {
     const prev = this.orders.get(o.combine_out_trade_no);
     if (prev && prev.version !== undefined && o.version !== undefined && o.version < prev.version) return;
     this.orders.set(o.combine_out_trade_no, o);
+    this.feed.update(o);
     if (this.orders.size > 2000) this.orders.delete(this.orders.keys().next().value!);
     this.maybePrintReceipt(o);
   }
@@ -190,6 +231,7 @@ class Services implements TerminalServices {
       this.merchantNames = {};
       this.connect();
     }
+    if (r.ok) this.feed.refresh();
     return r;
   }
 
@@ -286,7 +328,50 @@ class Services implements TerminalServices {
     return this.opts.sandboxUrl ? `${this.opts.sandboxUrl.replace(/\/+$/, '')}/sandbox` : null;
   }
 
+  async presentOrder(no: string | null): Promise<CustomerView> {
+    if (no === null) {
+      this.feed.present(null);
+      return this.feed.view();
+    }
+    let o = this.orders.get(no);
+    if (!o) {
+      o = await this.relay.getOrder(no);
+      this.track(o);
+    }
+    this.feed.present(o);
+    return this.feed.view();
+  }
+
+  async testPrint(): Promise<TestPrintResult> {
+    const s = this.store.get();
+    const doc = buildTestPage({
+      printer: s.printer, width: s.paper_width, qrMode: s.qr_mode, language: s.language,
+      storeName: s.store_name, storeAddress: s.store_address, now: new Date(),
+    });
+    if (s.printer === 'preview') return { printer: s.printer, ok: true, failure: null, message: null, preview: renderPreview(doc) };
+    const waitForAck = this.opts.printWaitForAck ?? true;
+    try {
+      // Straight to the printer, not through the queue: a test page is never retried or reprinted.
+      await (this.opts.printSend ?? sendToPrinter)(s.printer, renderEscPos(doc, { qrMode: s.qr_mode, statusRequest: waitForAck }), {
+        timeoutMs: this.opts.printTimeoutMs ?? 5_000, waitForAck,
+      });
+      return { printer: s.printer, ok: true, failure: null, message: null };
+    } catch (err) {
+      const e = classifyPrinterError(err, s.printer.replace(/^tcp:\/\//, ''));
+      return { printer: s.printer, ok: false, failure: e.failure, message: e.message };
+    }
+  }
+
+  async printerStatus(): Promise<PrinterStatus> {
+    const s = this.store.get();
+    const checked_at = new Date().toISOString();
+    if (s.printer === 'preview') return { printer: s.printer, state: 'preview', raw: [], message: null, checked_at };
+    const a = await queryPrinterStatus(s.printer, Math.min(this.opts.printTimeoutMs ?? 3_000, 3_000));
+    return { printer: s.printer, state: a.state, raw: a.raw, message: a.message, checked_at };
+  }
+
   async close(): Promise<void> {
+    this.feed.close();
     this.events?.close();
     this.events = null;
     await this.queue.close();

@@ -7,7 +7,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import type { Language, PaperWidth, QrMode, SaveSettingsResult, Settings, SettingsErrors, SettingsUpdate } from '../contracts/terminal-api';
+import type { CustomerDisplayMode, Language, PaperWidth, QrMode, SaveSettingsResult, Settings, SettingsErrors, SettingsUpdate } from '../contracts/terminal-api';
 import { TerminalError } from './errors';
 
 /** Everything `settings.json` holds, tokens included: terminal services only, never sent to a screen. */
@@ -20,6 +20,12 @@ export interface StoredSettings {
   language: Language;
   qr_mode: QrMode;
   stale_minutes: number;
+  store_name: string;
+  store_address: string;
+  store_logo: string;
+  cashier_name: string;
+  confirm_above_fen: number;
+  customer_display: CustomerDisplayMode;
 }
 
 export type StoredSettingsResult = { ok: true; settings: StoredSettings } | { ok: false; errors: SettingsErrors };
@@ -59,6 +65,16 @@ const printer = z.preprocess(normalizePrinter, z.string()).refine((s) => {
 
 const token = z.string().max(512).regex(/^[\x21-\x7e]*$/, 'token must be printable ASCII without spaces');
 
+/** One line of printed text: no control characters (they would be printer commands). */
+const printedLine = (field: string, max: number) => z.string({ error: `${field} must be text` })
+  .max(max, `${field} must be at most ${max} characters`)
+  .regex(/^[^\x00-\x1f\x7f]*$/, `${field} must be one line without control characters`);
+
+/** 64 KB of data: URL keeps settings.json small and the display's page free of any file access. */
+export const MAX_LOGO_CHARS = 64 * 1024;
+const logo = z.string().max(MAX_LOGO_CHARS, `store_logo must be at most ${MAX_LOGO_CHARS} characters`)
+  .regex(/^(|data:image\/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/]+={0,2})$/, 'store_logo must be a data:image/…;base64 URL or empty');
+
 export const settingsSchema = z.object({
   relay_url: httpUrl,
   terminal_token: token,
@@ -68,6 +84,12 @@ export const settingsSchema = z.object({
   language: z.enum(['zh-CN', 'en'], { error: 'language must be zh-CN or en' }),
   qr_mode: z.enum(['native', 'raster'], { error: 'qr_mode must be native or raster' }),
   stale_minutes: z.number({ error: 'stale_minutes must be a number' }).int('stale_minutes must be whole minutes').min(1).max(1440),
+  store_name: printedLine('store_name', 40),
+  store_address: printedLine('store_address', 80),
+  store_logo: logo,
+  cashier_name: printedLine('cashier_name', 20),
+  confirm_above_fen: z.number({ error: 'confirm_above_fen must be a number' }).int('confirm_above_fen must be integer fen').min(0, 'confirm_above_fen must be 0 or more').max(100_000_000_00),
+  customer_display: z.enum(['auto', 'window', 'off'], { error: 'customer_display must be auto, window or off' }),
 }).strict();
 
 export const DEFAULT_SETTINGS: StoredSettings = {
@@ -79,6 +101,12 @@ export const DEFAULT_SETTINGS: StoredSettings = {
   language: 'zh-CN',
   qr_mode: 'native',
   stale_minutes: 10,
+  store_name: '',
+  store_address: '',
+  store_logo: '',
+  cashier_name: '',
+  confirm_above_fen: 500_000,
+  customer_display: 'auto',
 };
 
 export function validateSettings(input: unknown): StoredSettingsResult {

@@ -260,6 +260,7 @@ describe('settings form', () => {
   const stored: Settings = {
     relay_url: 'http://127.0.0.1:8080', terminal_token_set: true, manager_token_set: false, printer: 'preview',
     paper_width: 80, language: 'en', qr_mode: 'native', stale_minutes: 10,
+    store_name: '', store_address: '', store_logo: '', cashier_name: '', confirm_above_fen: 500000, customer_display: 'auto',
   };
 
   it('sends only what was edited: a language switched in the header is not reverted', () => {

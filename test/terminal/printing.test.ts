@@ -260,7 +260,7 @@ describe('printer failures and the job queue', () => {
 
   it('a typed amount (description = merchant name) prints the name once, with its amount', () => {
     const base = sampleOrder();
-    const sub = { ...base.sub_orders[0]!, description: NAMES[base.sub_orders[0]!.mchid]! };
+    const sub = { ...base.sub_orders[0]!, description: (NAMES as Record<string, string>)[base.sub_orders[0]!.mchid]! };
     const doc = buildReceipt({ kind: 'slip', order: sampleOrder({ sub_orders: [sub, base.sub_orders[1]!] }), merchantNames: NAMES, reprint: false, width: 80, language: 'zh-CN' });
     const text = renderPreview(doc).lines.join('\n');
     expect(text.split(sub.description).length - 1).toBe(1);

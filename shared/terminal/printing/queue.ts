@@ -8,7 +8,8 @@
  * buffer once fixed), connection reset, or the app stopped mid-job — the paper may have come or
  * may still come out, so only the cashier retries (`retry(id)`), and that paper is marked
  * REPRINT so two copies can be told apart. An automatic retry of a slip whose order is already
- * paid or closed is dropped (`wanted`). `enqueue`/`retry` never reject for a printing problem:
+ * paid or closed is dropped (`wanted`, which may ask the relay: after a restart the order's state
+ * is not known yet, and a job left unfinished then is an automatic retry like any other). `enqueue`/`retry` never reject for a printing problem:
  * the job carries it.
  * The preview printer completes jobs immediately with the rendered lines.
  */
@@ -42,7 +43,7 @@ function isJobRecord(r: unknown): r is JobRecord {
 export interface PrintQueueOptions {
   /** JSON file holding the jobs; omitted = in memory only. */
   path?: string;
-  settings: () => Pick<StoredSettings, 'printer' | 'paper_width' | 'language' | 'qr_mode'>;
+  settings: () => Pick<StoredSettings, 'printer' | 'paper_width' | 'language' | 'qr_mode'> & Partial<Pick<StoredSettings, 'store_name' | 'store_address' | 'cashier_name'>>;
   send?: (uri: string, bytes: Buffer, opts: SendOptions) => Promise<void>;
   timeoutMs?: number;
   waitForAck?: boolean;
@@ -51,7 +52,7 @@ export interface PrintQueueOptions {
   /** Jobs kept in the file (oldest finished ones dropped first). */
   keep?: number;
   /** Whether an automatic retry should still print this job (e.g. a slip of an order not yet paid). */
-  wanted?: (job: PrintJob) => boolean;
+  wanted?: (job: PrintJob) => boolean | Promise<boolean>;
   /** Where problems nobody waits for are reported (the job file cannot be written, a bug). */
   log?: (message: string) => void;
 }
@@ -136,14 +137,16 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
   private async attempt(rec: JobRecord, automatic: boolean): Promise<PrintJob> {
     if (this.closed || rec.job.state === 'done') return { ...rec.job };
     if (automatic && rec.mayHavePrinted) return { ...rec.job };
-    if (automatic && this.opts.wanted && !this.opts.wanted({ ...rec.job })) {
+    if (automatic && this.opts.wanted && !(await this.opts.wanted({ ...rec.job }))) {
       Object.assign(rec.job, { message: `${rec.job.message ?? 'not printed'}; not retried: the order is no longer waiting for payment` });
       this.changed(rec);
       return { ...rec.job };
     }
     const s = this.opts.settings();
     const reprint = rec.job.reprint || !!rec.mayHavePrinted;
-    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language });
+    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language,
+      storeName: s.store_name, storeAddress: s.store_address, cashierName: s.cashier_name,
+    });
     rec.job.attempts++;
     if (s.printer === 'preview') {
       Object.assign(rec.job, { state: 'done', failure: null, message: null, preview: renderPreview(doc) });

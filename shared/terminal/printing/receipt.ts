@@ -11,10 +11,12 @@ const LABELS = {
   'zh-CN': {
     slipTitle: '微信支付 合单付款', receiptTitle: '支付成功', order: '订单号', created: '下单时间', expires: '有效期至',
     paid: '支付时间', total: '合计', scan: '请使用微信「扫一扫」付款', txn: '交易单号', merchant: '商户', reprint: '** 重印 REPRINT **',
+    cashier: '收银员',
   },
   en: {
     slipTitle: 'WeChat Pay - combined order', receiptTitle: 'PAID', order: 'Order', created: 'Created', expires: 'Pay before',
     paid: 'Paid at', total: 'TOTAL', scan: 'Scan with WeChat to pay', txn: 'Transaction', merchant: 'Merchant', reprint: '** REPRINT **',
+    cashier: 'Cashier',
   },
 } as const;
 
@@ -26,6 +28,20 @@ export interface ReceiptInput {
   reprint: boolean;
   width: PaperWidth;
   language: Language;
+  /** Store header of every slip and receipt (settings `store_name`, `store_address`; "" = none). */
+  storeName?: string;
+  storeAddress?: string;
+  /** Printed on the paid receipt (setting `cashier_name`; "" = none). */
+  cashierName?: string;
+}
+
+/** The store's name and address, centred at the top of every paper we print. */
+export function storeHeader(name: string | undefined, address: string | undefined): Block[] {
+  const b: Block[] = [];
+  if (name) b.push({ t: 'text', text: name, align: 'center', bold: true, big: true });
+  if (address) b.push({ t: 'text', text: address, align: 'center' });
+  if (b.length) b.push({ t: 'rule' });
+  return b;
 }
 
 export const yuan = (fen: number): string => `¥${fenToYuan(fen)}`;
@@ -41,10 +57,12 @@ export function buildReceipt(input: ReceiptInput): ReceiptDocument {
   const { order } = input;
   const b: Block[] = [];
   if (input.reprint) b.push({ t: 'text', text: L.reprint, align: 'center', bold: true });
+  b.push(...storeHeader(input.storeName, input.storeAddress));
   b.push({ t: 'text', text: input.kind === 'slip' ? L.slipTitle : L.receiptTitle, align: 'center', bold: true, big: input.kind === 'receipt' });
   b.push({ t: 'text', text: `${L.order}: ${order.combine_out_trade_no}` });
   b.push({ t: 'text', text: `${L.created}: ${time(order.created_at)}` });
   if (input.kind === 'receipt') b.push({ t: 'text', text: `${L.paid}: ${time(order.paid_at)}` });
+  if (input.kind === 'receipt' && input.cashierName) b.push({ t: 'text', text: `${L.cashier}: ${input.cashierName}` });
   b.push({ t: 'rule' });
   for (const sub of order.sub_orders) {
     const name = input.merchantNames[sub.mchid] ?? sub.mchid;

@@ -122,3 +122,65 @@ class DeadlineTcpInterface {
     });
   }
 }
+
+/** What the printer answered to DLE EOT, classified (see PrinterState in the contract). */
+export interface StatusAnswer {
+  state: 'online' | 'offline' | 'paper-out' | 'timeout' | 'unreachable';
+  raw: number[];
+  message: string | null;
+}
+
+/** DLE EOT n: real-time status (1 printer, 4 roll paper sensor). */
+const DLE_EOT = (n: number) => Buffer.from([0x10, 0x04, n]);
+
+/**
+ * Asks a network printer its real-time status: DLE EOT 1 (bit 3 = offline); when offline, DLE EOT 4
+ * (bits 5-6 = roll paper end) tells "paper out" from other causes. A printer that answers the first
+ * but not the second is reported offline (the safe reading: something needs the cashier's hands).
+ * Written directly on a socket: a status check is a two-way dialogue, not a job to print.
+ */
+export function queryPrinterStatus(uri: string, timeoutMs = 3_000): Promise<StatusAnswer> {
+  const m = PRINTER_PATTERN.exec(uri);
+  if (!m) return Promise.resolve({ state: 'unreachable', raw: [], message: `not a network printer address: ${uri}` });
+  const target = `${m[1]}:${m[2]}`;
+  return new Promise<StatusAnswer>((resolve) => {
+    const raw: number[] = [];
+    let settled = false;
+    let step: 1 | 4 = 1;
+    let connected = false;
+    const socket = connect({ host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) });
+    const finish = (a: StatusAnswer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      socket.destroy();
+      resolve(a);
+    };
+    const deadline = setTimeout(() => {
+      if (step === 4) return finish({ state: 'offline', raw, message: `printer ${target} reports offline (no paper sensor answer)` });
+      finish({ state: 'timeout', raw, message: `printer ${target} did not ${connected ? 'answer the status request' : 'accept the connection'} within ${timeoutMs} ms` });
+    }, timeoutMs);
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(DLE_EOT(1));
+    });
+    socket.on('data', (d: Buffer) => {
+      for (const byte of d) {
+        raw.push(byte);
+        if (step === 1) {
+          if ((byte & 0x08) === 0) return finish({ state: 'online', raw, message: null });
+          step = 4;
+          socket.write(DLE_EOT(4));
+        } else {
+          if ((byte & 0x60) !== 0) return finish({ state: 'paper-out', raw, message: `printer ${target} is out of paper` });
+          return finish({ state: 'offline', raw, message: `printer ${target} reports offline (cover open or error)` });
+        }
+      }
+    });
+    socket.on('error', (err) => {
+      const e = classifyPrinterError(err, target, connected);
+      finish({ state: e.failure === 'refused' || e.failure === 'offline' ? 'unreachable' : e.failure === 'timeout' ? 'timeout' : 'unreachable', raw, message: e.message });
+    });
+    socket.on('close', () => finish({ state: 'timeout', raw, message: `printer ${target} closed the connection without answering` }));
+  });
+}
