@@ -37,21 +37,31 @@ async function serve(): Promise<{ child: ChildProcess; url: string; exited: Prom
 describe('sandbox durability', () => {
   it('SIGKILL mid-burst loses no acknowledged create or payment, nor a pending notification', async () => {
     const init = await initSandbox(dir);
-    const env = { url: '', creds: loadCredentials(init.merchantDir), merchants: new Map([[init.mchid, loadMerchantCreds(init.merchantDir)]]) } as unknown as Env;
+    const merchants = new Map([[init.mchid, loadMerchantCreds(init.merchantDir)]]);
+    for (const p of init.participants) merchants.set(p.mchid, loadMerchantCreds(p.dir!));
+    const env = { url: '', creds: loadCredentials(init.merchantDir), merchants } as unknown as Env;
+    const seller = init.participants[0]!.mchid;
     const first = await serve();
     env.url = first.url;
-    const created = new Map<string, string>(); // combine number → code_url, acknowledged
+    // Acknowledged creates (combine number, or basic out_trade_no) → the query that must find them.
+    const created = new Map<string, string>();
     const paid = new Set<string>(); // acknowledged payments
     let killed = false;
+    let n = 0;
     const worker = async () => {
       while (!killed) {
+        // Every third sale is a basic Native one of a participant, signed as that participant.
+        const basic = ++n % 3 === 0;
         const req = combineRequest(env);
+        const no = req.combine_out_trade_no;
         try {
-          const c = await send(env, 'POST', '/v3/combine-transactions/native', req);
+          const c = basic
+            ? await send(env, 'POST', '/v3/pay/transactions/native', { appid: env.creds.appid, mchid: seller, description: '单点', out_trade_no: no, notify_url: 'http://127.0.0.1:9/notify', amount: { total: 500 } }, { as: seller })
+            : await send(env, 'POST', '/v3/combine-transactions/native', req);
           if (c.status !== 200) throw new Error(`create ${c.status}`);
-          created.set(req.combine_out_trade_no, c.json.code_url);
+          created.set(no, basic ? `/v3/pay/transactions/out-trade-no/${no}?mchid=${seller}` : `/v3/combine-transactions/out-trade-no/${no}`);
           const p = await fetch(env.url + '/sandbox/pay', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ code_url: c.json.code_url }) });
-          if (p.status >= 200 && p.status < 300) paid.add(req.combine_out_trade_no);
+          if (p.status >= 200 && p.status < 300) paid.add(no);
           else throw new Error(`pay ${p.status}`);
         } catch (err) {
           if (!killed) throw err;
@@ -69,10 +79,12 @@ describe('sandbox durability', () => {
 
     const second = await serve();
     env.url = second.url;
-    for (const [no] of created) {
-      const q = await send(env, 'GET', `/v3/combine-transactions/out-trade-no/${no}`);
+    expect([...created.values()].some((q) => q.startsWith('/v3/pay/'))).toBe(true);
+    for (const [no, path] of created) {
+      const basic = path.startsWith('/v3/pay/');
+      const q = await send(env, 'GET', path, undefined, { as: basic ? seller : undefined });
       expect(q.status, no).toBe(200);
-      if (paid.has(no)) expect(q.json.sub_orders.map((s: any) => s.trade_state), no).toEqual(['SUCCESS', 'SUCCESS']);
+      if (paid.has(no)) expect(basic ? [q.json.trade_state] : q.json.sub_orders.map((s: any) => s.trade_state), no).toEqual(basic ? ['SUCCESS'] : ['SUCCESS', 'SUCCESS']);
     }
     // Each acknowledged payment's notification is still owed (its notify_url never answers).
     const pending = new Set(((await (await fetch(env.url + '/sandbox/notifications')).json()).pending as { order: string }[]).map((p) => p.order));
