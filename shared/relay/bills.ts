@@ -18,6 +18,7 @@ import type { Credentials } from '../wechatpay/credentials';
 import type { Db } from './db';
 import type { Logger } from './log';
 import { BadRequest, RelayError } from './errors';
+import { classify, MerchantKeysMissingError } from '../wechatpay/errors';
 import { errorCode, type PayClients } from './upstream';
 
 export interface BillServiceOptions {
@@ -173,13 +174,14 @@ export class BillService {
       t.bill_amount = 0;
       t.fee_amount = 0;
       const code = errorCode(err);
-      if (code === 'NO_STATEMENT_EXIST') {
+      const kind = classify(err).kind;
+      if (kind === 'NO_STATEMENT') {
         t.status = 'NO_STATEMENT';
-      } else if (code === 'STATEMENT_CREATING') {
+      } else if (kind === 'STATEMENT_NOT_READY') {
         // WeChat is still generating it: not a failure, try again later; nothing reconciled.
         t.status = 'NOT_READY';
         t.error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
-      } else if (code === 'MERCHANT_KEYS_MISSING') {
+      } else if (err instanceof MerchantKeysMissingError) {
         t.status = 'NO_KEYS';
         t.error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
       } else {

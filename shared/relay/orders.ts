@@ -5,6 +5,7 @@
 import type { Credentials } from '../wechatpay/credentials';
 import type { CombineNativeRequest, CombineOrderResult } from '../wechatpay/models';
 import { formatBeijing, parseRfc3339 } from '../wechatpay/time';
+import { classify } from '../wechatpay/errors';
 import type { Order, OrderState } from '../contracts/relay-api';
 import type { Logger } from './log';
 import { RelayError } from './errors';
@@ -301,15 +302,15 @@ export class OrderService {
         sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no })),
       });
     } catch (err) {
-      const code = errorCode(err);
-      if (code === 'ORDER_CLOSED') {
+      const kind = classify(err).kind;
+      if (kind === 'ORDER_CLOSED') {
         // A second close answers ORDER_CLOSED: it is closed, which is what we wanted.
-      } else if (code === 'ORDER_PAID' || code === 'ORDERPAID') {
+      } else if (kind === 'ORDER_PAID') {
         try {
           this.applyResult(no, await this.client.combineQuery(no), 'close query');
         } catch { /* the reconciler will query again */ }
         throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
-      } else if (code === 'USERPAYING' || code === 'USER_PAYING') {
+      } else if (kind === 'USER_PAYING') {
         throw new RelayError(409, 'USERPAYING', 'the customer is paying; try again shortly');
       } else {
         throw upstreamError(err);

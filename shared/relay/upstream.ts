@@ -7,7 +7,7 @@ import type {
   TradeBillRequest, TradeBillResponse,
 } from '../wechatpay/models';
 import type { TradeBillStream } from '../wechatpay/bill-parser';
-import { ApiError, MerchantKeysMissingError, TransportError, ValidationError, WechatPayError } from '../wechatpay/errors';
+import { classify, MerchantKeysMissingError, ValidationError, WechatPayError } from '../wechatpay/errors';
 import type { MerchantClient, MerchantClients } from '../wechatpay/merchant-keys';
 import type { ParsedNotification } from '../wechatpay/notification';
 import { RelayError } from './errors';
@@ -34,10 +34,11 @@ export function errorCode(err: unknown): string {
   return err instanceof WechatPayError ? err.code.toUpperCase() : 'INTERNAL';
 }
 
-export const isNotFound = (err: unknown): boolean => err instanceof ApiError && ['ORDER_NOT_EXIST', 'ORDERNOTEXIST', 'RESOURCE_NOT_EXISTS'].includes(err.code.toUpperCase());
+/** WeChat Pay does not know the order (errors.ts classify: NOT_FOUND). */
+export const isNotFound = (err: unknown): boolean => classify(err).kind === 'NOT_FOUND';
 
-/** A failure after which WeChat may still have acted (timeout, 5xx): follow up by query. */
-export const isAmbiguous = (err: unknown): boolean => err instanceof TransportError || (err instanceof ApiError && err.status >= 500) || !(err instanceof WechatPayError);
+/** A failure after which WeChat may still have acted (timeout, 5xx, a bug here): follow up by query. */
+export const isAmbiguous = (err: unknown): boolean => classify(err).ambiguous;
 
 export function upstreamError(err: unknown, extra: Record<string, unknown> = {}): RelayError {
   if (err instanceof RelayError) return err;

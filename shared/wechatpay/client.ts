@@ -170,7 +170,7 @@ export class WechatPayClient {
         throw new ApiError(202, j?.code ?? 'USERPAYING', j?.message ?? 'the buyer is paying: query again in a few seconds', undefined, res.headers['request-id']);
       }
     } catch (err) {
-      if (err instanceof ApiError && err.status === 400 && err.code.toUpperCase() === 'ORDER_CLOSED') return;
+      if (err instanceof ApiError && err.status === 400 && err.kind === 'ORDER_CLOSED') return;
       throw err;
     }
   }

@@ -4,20 +4,86 @@
  */
 export class WechatPayError extends Error {
   readonly code: string;
+  /** Same as classify(err).retryNow. */
   readonly retryable: boolean;
-  constructor(code: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+  /** What the failure means (see classify). */
+  readonly kind: ErrorKind;
+  constructor(code: string, message: string, opts: { retryable?: boolean; cause?: unknown; kind?: ErrorKind } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? false;
+    this.kind = opts.kind ?? 'REFUSED';
   }
 }
 
-/** Codes WeChat Pay documents as worth retrying with the same body (see reference §7). */
-const RETRYABLE_CODES = new Set([
-  'SYSTEM_ERROR', 'SYSTEMERROR', 'FREQUENCY_LIMITED', 'RATELIMIT_EXCEEDED', 'RATE_LIMITED',
-  'SERVICE_UNAVAILABLE', 'STATEMENT_CREATING', 'BANKERROR', 'BANK_ERROR',
-]);
+/**
+ * What a failure means to the caller: the one classification of WeChat Pay's answers (and of
+ * our own network/verification failures), used for retries (transport), follow-up (relay) and
+ * reporting. Every other module asks `classify`; none compares code strings of its own.
+ */
+export type ErrorKind =
+  | 'NETWORK'          // no answer (timeout, connection): WeChat Pay may have acted
+  | 'SERVER'           // 5xx / SYSTEM_ERROR / BANK_ERROR: WeChat Pay may have acted
+  | 'RATE_LIMITED'     // 429 / FREQUENCY_LIMITED
+  | 'SIGNATURE_PROBE'  // WECHATPAY/SIGNTEST answer: the content is discarded, ask again
+  | 'NOT_FOUND'        // ORDER_NOT_EXIST / RESOURCE_NOT_EXISTS
+  | 'ORDER_PAID'       // the order is paid (close refused)
+  | 'ORDER_CLOSED'     // the order is already closed
+  | 'USER_PAYING'      // the buyer is paying right now (202 on close): query again in seconds
+  | 'NO_STATEMENT'     // NO_STATEMENT_EXIST: no bill for that day (no trades)
+  | 'STATEMENT_NOT_READY' // STATEMENT_CREATING: the bill is being generated (~30 min)
+  | 'REFUSED'          // anything else WeChat Pay or our checks refused: retrying will not help
+  | 'INTERNAL';        // not a WeChat Pay client error at all (a bug here): outcome unknown
+
+/**
+ * WeChat Pay writes some codes with and without underscores across pages and versions
+ * (`ORDERPAID`/`ORDER_PAID`, `SYSTEMERROR`/`SYSTEM_ERROR`, `USERPAYING`/`USER_PAYING`): codes
+ * are compared in one canonical form (upper case, no underscores) instead of alias lists.
+ */
+export function canonicalCode(code: string): string {
+  return code.toUpperCase().replace(/_/g, '');
+}
+
+const KIND_BY_CODE = new Map<string, ErrorKind>([
+  ['SYSTEMERROR', 'SERVER'], ['SERVICEUNAVAILABLE', 'SERVER'], ['BANKERROR', 'SERVER'],
+  ['FREQUENCYLIMITED', 'RATE_LIMITED'], ['RATELIMITEXCEEDED', 'RATE_LIMITED'], ['RATELIMITED', 'RATE_LIMITED'],
+  ['ORDERNOTEXIST', 'NOT_FOUND'], ['RESOURCENOTEXISTS', 'NOT_FOUND'],
+  ['ORDERPAID', 'ORDER_PAID'], ['ORDERCLOSED', 'ORDER_CLOSED'], ['USERPAYING', 'USER_PAYING'],
+  ['NOSTATEMENTEXIST', 'NO_STATEMENT'], ['STATEMENTCREATING', 'STATEMENT_NOT_READY'],
+].map(([c, k]) => [canonicalCode(c!), k as ErrorKind]));
+
+/** Kind of a WeChat Pay answer by HTTP status and code. */
+export function kindOfAnswer(status: number, code: string): ErrorKind {
+  const byCode = KIND_BY_CODE.get(canonicalCode(code));
+  if (byCode) return byCode;
+  if (status === 429) return 'RATE_LIMITED';
+  if (status >= 500) return 'SERVER';
+  return 'REFUSED';
+}
+
+/** Retrying the identical request soon can help (bounded retries with backoff). */
+const RETRY_NOW = new Set<ErrorKind>(['NETWORK', 'SERVER', 'RATE_LIMITED', 'SIGNATURE_PROBE']);
+/** WeChat Pay may have acted although we got no usable answer: follow up by query. */
+const AMBIGUOUS = new Set<ErrorKind>(['NETWORK', 'SERVER', 'INTERNAL']);
+
+export interface Classification {
+  kind: ErrorKind;
+  /** Send the same request again after a short backoff. */
+  retryNow: boolean;
+  /** Try again much later (a bill still being generated). */
+  retryLater: boolean;
+  /** The outcome upstream is unknown: query before deciding. */
+  ambiguous: boolean;
+}
+
+/** The one classification of a failure (anything not ours is an unknown failure: ambiguous). */
+export function classify(err: unknown): Classification {
+  let kind: ErrorKind;
+  if (err instanceof WechatPayError) kind = err.kind;
+  else return { kind: 'INTERNAL', retryNow: false, retryLater: false, ambiguous: true };
+  return { kind, retryNow: RETRY_NOW.has(kind), retryLater: kind === 'STATEMENT_NOT_READY', ambiguous: AMBIGUOUS.has(kind) };
+}
 
 /** A non-2xx answer from WeChat Pay, with its status, `code`, `message` and `detail`. */
 export class ApiError extends WechatPayError {
@@ -25,8 +91,8 @@ export class ApiError extends WechatPayError {
   readonly detail: unknown;
   readonly requestId: string | undefined;
   constructor(status: number, code: string, message: string, detail?: unknown, requestId?: string) {
-    const upper = code.toUpperCase();
-    super(code, message, { retryable: status >= 500 || status === 429 || RETRYABLE_CODES.has(upper) });
+    const kind = kindOfAnswer(status, code);
+    super(code, message, { retryable: RETRY_NOW.has(kind), kind });
     this.status = status;
     this.detail = detail;
     this.requestId = requestId;
@@ -36,7 +102,7 @@ export class ApiError extends WechatPayError {
 /** Network-level failures: no answer at all. Always retryable for idempotent calls. */
 export class TransportError extends WechatPayError {
   constructor(code: 'TIMEOUT' | 'NETWORK_ERROR', message: string, cause?: unknown) {
-    super(code, message, { retryable: true, cause });
+    super(code, message, { retryable: true, cause, kind: 'NETWORK' });
   }
 }
 
@@ -52,7 +118,9 @@ export type VerificationCode =
 /** A response or notification whose signature could not be verified: its content is never used. */
 export class VerificationError extends WechatPayError {
   constructor(code: VerificationCode, message: string) {
-    super(code, message);
+    // WeChat Pay sends a few probes with a bogus signature on purpose (§2.2): the identical
+    // request is asked again; any other verification failure is final.
+    super(code, message, code === 'SIGNATURE_PROBE' ? { retryable: true, kind: 'SIGNATURE_PROBE' } : {});
   }
 }
 

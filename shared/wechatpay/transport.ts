@@ -5,7 +5,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import type { Readable } from 'node:stream';
-import { ApiError, TransportError, VerificationError, WechatPayError } from './errors';
+import { ApiError, classify, TransportError, WechatPayError } from './errors';
 import type { RequestSigner } from './sign';
 import type { Verifier } from './verify';
 
@@ -92,15 +92,12 @@ function transportError(err: unknown, url: string): WechatPayError {
   return new TransportError('NETWORK_ERROR', `request to ${url} failed: ${e?.code ?? e?.message ?? String(err)}`, err);
 }
 
-/** Worth another attempt: network trouble, 5xx/429/SYSTEM_ERROR, or a signature probe. */
+/**
+ * Worth another attempt now: network trouble, 5xx/429/SYSTEM_ERROR, or a signature probe (the
+ * one classification in errors.ts). A bill still being generated needs ~30 min, not a retry.
+ */
 export function shouldRetry(err: unknown): boolean {
-  if (err instanceof TransportError) return true;
-  // A bill that is still being generated needs ~30 min, not a quick retry (§6.1).
-  if (err instanceof ApiError) return err.retryable && err.code.toUpperCase() !== 'STATEMENT_CREATING';
-  // WeChat Pay sends a few probes with a bogus signature on purpose (§2.2); the content is
-  // discarded and the identical request asked again.
-  if (err instanceof VerificationError) return err.code === 'SIGNATURE_PROBE';
-  return false;
+  return classify(err).retryNow;
 }
 
 function switchesHost(err: unknown): boolean {

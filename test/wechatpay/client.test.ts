@@ -329,7 +329,7 @@ describe('trade bills over HTTP', () => {
     await expect(client().applyTradeBill({ bill_date: '2025-03-14' })).rejects.toMatchObject({ code: 'NO_STATEMENT_EXIST', retryable: false });
     fake.requests.length = 0;
     fake.on('GET', '/v3/bill/tradebill', () => ({ status: 400, body: { code: 'STATEMENT_CREATING', message: '账单生成中' }, signer: null }));
-    await expect(client().applyTradeBill({ bill_date: '2025-03-14' })).rejects.toMatchObject({ code: 'STATEMENT_CREATING', retryable: true });
+    await expect(client().applyTradeBill({ bill_date: '2025-03-14' })).rejects.toMatchObject({ code: 'STATEMENT_CREATING', retryable: false, kind: 'STATEMENT_NOT_READY' });
     expect(fake.requests).toHaveLength(1); // ~30 min, not an immediate retry
     await expect(client().applyTradeBill({ bill_date: '2025/03/14' })).rejects.toMatchObject({ field: '/bill_date' });
   });
