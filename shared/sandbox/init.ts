@@ -188,7 +188,8 @@ export async function initSandbox(dir: string, opts: InitOptions = {}): Promise<
   if (!opts.force && (existsSync(join(merchantDir, 'merchant.json')) || history)) {
     throw new SandboxError('ALREADY_INITIALIZED', `${dir} already holds a sandbox; refusing to overwrite its keys and history (use --force)`);
   }
-  privateDir(dir);
+  // DIR itself is the caller's (it may be an existing data folder): created owner-only, never re-moded.
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   privateDir(merchantDir);
   privateDir(sandboxDir);
   // Participants' folders of an earlier init would name keys that no longer exist.
