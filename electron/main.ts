@@ -6,15 +6,18 @@
  * Security checklist: sandboxed renderer with context isolation and no Node, strict CSP on every
  * response, navigation/new windows denied, permissions denied, every IPC sender checked
  * (electron/ipc.ts). One instance: a second start focuses the first one's window.
+ * Customer display: a second window (app://pos/customer.html) with its own preload that exposes
+ * the customer view only; on the second screen when there is one (setting `customer_display`:
+ * `auto` = only then, `window` = also without one, `off` = never).
  */
-import { app, BrowserWindow, ipcMain, protocol, session, shell } from 'electron';
+import { app, BrowserWindow, ipcMain, protocol, screen, session, shell, type WebPreferences } from 'electron';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { installProcessPolicy } from '../shared/terminal/process-policy';
 import { startTerminalServices, type TerminalServices } from '../shared/terminal/services';
 import { CSP } from '../shared/terminal/web-host';
-import { APP_ORIGIN, forwardEvents, registerIpcHandlers } from './ipc';
+import { APP_ORIGIN, CUSTOMER_PAGE, forwardCustomerView, forwardEvents, registerCustomerIpc, registerIpcHandlers } from './ipc';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml',
@@ -28,6 +31,7 @@ const rendererDir = resolve(process.env.POS_RENDERER_DIR ?? join(__dirname, '..'
 let services: TerminalServices | null = null;
 let sandboxOrigin: string | null = null;
 let mainWindow: BrowserWindow | null = null;
+let customerWindow: BrowserWindow | null = null;
 let stopping: Promise<void> | null = null;
 
 /** Stops the services once (their print queue finishes the job it is sending). */
@@ -95,31 +99,62 @@ function harden(): void {
   });
 }
 
+/** The same locked-down preferences for both windows; only the preload differs. */
+const securePrefs = (preload: string): WebPreferences => ({
+  preload: join(__dirname, preload),
+  contextIsolation: true,
+  sandbox: true,
+  nodeIntegration: false,
+  nodeIntegrationInWorker: false,
+  webSecurity: true,
+  allowRunningInsecureContent: false,
+  experimentalFeatures: false,
+  webviewTag: false,
+  navigateOnDragDrop: false,
+  spellcheck: false,
+  disableBlinkFeatures: 'Auxclick',
+});
+
+/**
+ * Opens the customer display: full screen on a display other than the primary one, or (setting
+ * `customer_display: "window"` without a second screen) an ordinary window. Nothing otherwise.
+ */
+async function createCustomerWindow(): Promise<void> {
+  const mode = (await services!.getSettings()).customer_display;
+  if (mode === 'off') return;
+  const primary = screen.getPrimaryDisplay();
+  const second = screen.getAllDisplays().find((d) => d.id !== primary.id);
+  if (!second && mode !== 'window') return;
+  const win = new BrowserWindow({
+    ...(second ? { ...second.bounds, fullscreen: true } : { width: 800, height: 600 }),
+    show: false,
+    title: '顾客显示 Customer display',
+    webPreferences: securePrefs('customer-preload.cjs'),
+  });
+  customerWindow = win;
+  const off = forwardCustomerView(services!, win.webContents);
+  win.on('closed', () => {
+    off();
+    if (customerWindow === win) customerWindow = null;
+  });
+  win.once('ready-to-show', () => win.showInactive());
+  await win.loadURL(`${APP_ORIGIN}${CUSTOMER_PAGE}`);
+}
+
 async function createWindow(): Promise<void> {
   const win = new BrowserWindow({
     width: 1280,
     height: 800,
     show: false,
-    webPreferences: {
-      preload: join(__dirname, 'preload.cjs'),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      nodeIntegrationInWorker: false,
-      webSecurity: true,
-      allowRunningInsecureContent: false,
-      experimentalFeatures: false,
-      webviewTag: false,
-      navigateOnDragDrop: false,
-      spellcheck: false,
-      disableBlinkFeatures: 'Auxclick',
-    },
+    webPreferences: securePrefs('preload.cjs'),
   });
   mainWindow = win;
   const offEvents = forwardEvents(services!, win.webContents);
   win.on('closed', () => {
     offEvents();
     if (mainWindow === win) mainWindow = null;
+    // The customer display does not outlive the till.
+    customerWindow?.close();
   });
   win.once('ready-to-show', () => win.show());
   await win.loadURL(`${APP_ORIGIN}/index.html`);
@@ -143,7 +178,9 @@ if (!app.requestSingleInstanceLock()) {
     serveApp();
     await startServices();
     registerIpcHandlers(ipcMain, services!);
+    registerCustomerIpc(ipcMain, services!);
     await createWindow();
+    await createCustomerWindow().catch((err: unknown) => console.error(`[electron] no customer display: ${(err as Error).message}`));
   }).catch((err: unknown) => {
     console.error(`[electron] cannot start: ${(err as Error).message}`);
     void stop().finally(() => app.exit(1));

@@ -16,6 +16,8 @@ export const FORBIDDEN_IN_ELECTRON = ['shared/relay/', 'shared/sandbox/', 'share
 export interface ElectronBuild {
   main: Metafile;
   preload: Metafile;
+  /** The customer display's preload (customer view only). */
+  customerPreload: Metafile;
 }
 
 export async function buildElectron(outDir = join(root, 'dist/electron')): Promise<ElectronBuild> {
@@ -34,7 +36,8 @@ export async function buildElectron(outDir = join(root, 'dist/electron')): Promi
   const main = await build({ ...common, entryPoints: [join(root, 'electron/main.ts')], outfile: join(outDir, 'main.cjs') });
   // The preload runs sandboxed: only `electron` may be required; everything else is inlined.
   const preload = await build({ ...common, external: ['electron'], entryPoints: [join(root, 'electron/preload.ts')], outfile: join(outDir, 'preload.cjs') });
-  const metas = { main: main.metafile!, preload: preload.metafile! };
+  const customerPreload = await build({ ...common, external: ['electron'], entryPoints: [join(root, 'electron/customer-preload.ts')], outfile: join(outDir, 'customer-preload.cjs') });
+  const metas = { main: main.metafile!, preload: preload.metafile!, customerPreload: customerPreload.metafile! };
   for (const [name, meta] of Object.entries(metas)) {
     const bad = Object.keys(meta.inputs).filter((p) => FORBIDDEN_IN_ELECTRON.some((f) => p.startsWith(f)));
     if (bad.length) throw new Error(`the Electron ${name} bundle must contain the terminal only, but includes: ${bad.join(', ')}`);
@@ -44,5 +47,5 @@ export async function buildElectron(outDir = join(root, 'dist/electron')): Promi
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   await buildElectron();
-  console.log('built dist/electron/main.cjs and dist/electron/preload.cjs');
+  console.log('built dist/electron/main.cjs, preload.cjs and customer-preload.cjs');
 }

@@ -8,13 +8,18 @@
  * session cookie (path `/api`) and redirects to the app; the same code is refused the second
  * time. Every /api request must carry that cookie, or `Authorization: Bearer <secret>` with the
  * per-launch secret (in-process callers only: tests and tools started by the same process).
+ *
+ * Customer display: `/customer` serves the customer page, which reads `GET /api/customer/events`
+ * (Server-Sent Events of CustomerView only). The cashier's browser session may open it; a separate
+ * screen gets its own single-use link (`customerLaunchUrl()`) whose cookie is good for
+ * `/api/customer/…` only — nothing of the cashier's API.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
-import type { TerminalEvent } from '../contracts/terminal-api';
+import type { CustomerView, TerminalEvent } from '../contracts/terminal-api';
 import { BodyTooLargeError, readRawBody } from '../util/raw-body';
 import { dispatch } from './api-schema';
 import type { TerminalServices } from './services';
@@ -30,7 +35,7 @@ const TYPES: Record<string, string> = {
 const MAX_BODY = 256 * 1024;
 
 export interface WebHostOptions {
-  services: Pick<TerminalServices, 'onEvent'> & Parameters<typeof dispatch>[0];
+  services: Pick<TerminalServices, 'onEvent'> & Partial<Pick<TerminalServices, 'customerView' | 'onCustomerView'>> & Parameters<typeof dispatch>[0];
   rendererDir: string;
   port?: number;
   /** Fixed Bearer secret (tests); default: 32 random bytes per launch. */
@@ -51,6 +56,8 @@ export interface WebHost {
   secret: string;
   /** A fresh single-use start URL `http://127.0.0.1:PORT/?code=…` for one browser. */
   launchUrl(): string;
+  /** A fresh single-use link to the customer display page; its session reaches the customer feed only. */
+  customerLaunchUrl(): string;
   /** Name of the session cookie (carries the port: two hosts on one machine keep theirs apart). */
   cookieName: string;
   /** Called each time a start code is exchanged (a browser opened the app). */
@@ -61,8 +68,13 @@ export interface WebHost {
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
 const MAX_SESSIONS = 64;
 
-/** Where a successful code exchange sends the browser: the app, authenticated by its cookie alone. */
+/** Where a successful code exchange sends the browser: the app (or the customer page), authenticated by its cookie alone. */
 const AFTER_EXCHANGE = '/';
+const CUSTOMER_PAGE = '/customer';
+const CUSTOMER_EVENTS = '/api/customer/events';
+
+/** What a session may reach: the whole API, or the customer feed only. */
+type Scope = 'app' | 'customer';
 
 export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const secret = opts.secret ?? randomBytes(32).toString('base64url');
@@ -71,10 +83,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const streams = new Set<ServerResponse>();
   const codeTtlMs = opts.codeTtlMs ?? 120_000;
   const now = opts.now ?? Date.now;
-  /** digest(code) → expiry; deleted when used (single use) or expired. */
-  const codes = new Map<string, number>();
-  /** digests of session cookies given out (oldest dropped first beyond MAX_SESSIONS). */
-  const sessions = new Set<string>();
+  /** digest(code) → expiry and scope; deleted when used (single use) or expired. */
+  const codes = new Map<string, { exp: number; scope: Scope }>();
+  /** digests of session cookies given out → their scope (oldest dropped first beyond MAX_SESSIONS). */
+  const sessions = new Map<string, Scope>();
   let port = 0;
   let cookieName = 'pos_session';
   const sessionListeners = new Set<() => void>();
@@ -88,9 +100,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   };
 
   // Digests have equal length, so the comparison is constant-time whatever the caller sent.
-  const authorized = (req: IncomingMessage): boolean => {
+  const authorized = (req: IncomingMessage, need: Scope): boolean => {
     const c = cookieValue(req);
-    if (c && sessions.has(digest(c))) return true;
+    const scope = c ? sessions.get(digest(c)) : undefined;
+    if (scope === 'app' || (scope === 'customer' && need === 'customer')) return true;
     const m = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '');
     return !!m && timingSafeEqual(Buffer.from(digest(m[1]!), 'hex'), secretDigest);
   };
@@ -98,20 +111,22 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   /** `GET /?code=…`: a valid unused code becomes a session cookie; anything else is refused. */
   const exchange = (res: ServerResponse, code: string): void => {
     const t = now();
-    for (const [k, exp] of codes) if (exp <= t) codes.delete(k);
+    for (const [k, c] of codes) if (c.exp <= t) codes.delete(k);
     const key = digest(code);
-    if (!codes.has(key)) {
+    const entry = codes.get(key);
+    if (!entry) {
       res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
       res.end('此启动链接已使用或已过期，请重新启动收银程序。\nThis start link was already used or has expired: start the app again.\n');
       return;
     }
     codes.delete(key); // single use, whatever happens next
     const session = randomBytes(32).toString('base64url');
-    sessions.add(digest(session));
-    if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.values().next().value!);
+    sessions.set(digest(session), entry.scope);
+    if (sessions.size > MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
+    const customer = entry.scope === 'customer';
     res.writeHead(303, {
-      location: AFTER_EXCHANGE,
-      'set-cookie': `${cookieName}=${session}; Path=/api; HttpOnly; SameSite=Strict`,
+      location: customer ? CUSTOMER_PAGE : AFTER_EXCHANGE,
+      'set-cookie': `${cookieName}=${session}; Path=${customer ? '/api/customer' : '/api'}; HttpOnly; SameSite=Strict`,
       'cache-control': 'no-store',
       'referrer-policy': 'no-referrer',
     });
@@ -140,7 +155,9 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     }
     let file = normalize(join(root, rel));
     if (file !== root && !file.startsWith(root + sep)) return send(res, 404, { code: 'NOT_FOUND', message: 'not found' });
-    if (!existsSync(file) || statSync(file).isDirectory()) {
+    // The customer display has its own page (its own bundle: none of the cashier's screens).
+    if (rel === CUSTOMER_PAGE || rel === `${CUSTOMER_PAGE}/`) file = join(root, 'customer.html');
+    else if (!existsSync(file) || statSync(file).isDirectory()) {
       // Client-side routes fall back to the app; missing assets (with an extension) are 404.
       if (extname(rel)) return send(res, 404, { code: 'NOT_FOUND', message: `${rel} not found` });
       file = join(root, 'index.html');
@@ -172,8 +189,24 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     res.once('close', () => stream.destroy());
   };
 
+  /** `GET /api/customer/events`: the customer display's view, now and at every change; nothing else. */
+  const customerEvents = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!authorized(req, 'customer')) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the customer display from its link' });
+    if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: `GET ${CUSTOMER_EVENTS}` });
+    const svc = opts.services;
+    if (!svc.customerView || !svc.onCustomerView) return send(res, 404, { code: 'NOT_FOUND', message: 'no customer display on this host' });
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    const write = (v: CustomerView) => res.write(`data: ${JSON.stringify(v)}\n\n`);
+    write(svc.customerView());
+    streams.add(res);
+    const off = svc.onCustomerView(write);
+    const ka = setInterval(() => res.write(': keep-alive\n\n'), opts.keepAliveMs ?? 15_000);
+    req.on('close', () => { off(); clearInterval(ka); streams.delete(res); });
+  };
+
   const handleApi = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
-    if (!authorized(req)) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the app from its start link' });
+    if (pathname === CUSTOMER_EVENTS) return customerEvents(req, res);
+    if (!authorized(req, 'app')) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the app from its start link' });
     if (pathname === '/api/events') {
       if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'GET /api/events' });
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -245,7 +278,12 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     },
     launchUrl: () => {
       const code = randomBytes(24).toString('base64url');
-      codes.set(digest(code), now() + codeTtlMs);
+      codes.set(digest(code), { exp: now() + codeTtlMs, scope: 'app' });
+      return `${origin}/?code=${code}`;
+    },
+    customerLaunchUrl: () => {
+      const code = randomBytes(24).toString('base64url');
+      codes.set(digest(code), { exp: now() + codeTtlMs, scope: 'customer' });
       return `${origin}/?code=${code}`;
     },
     close: () => new Promise<void>((ok) => {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { ipcChannel } from '../../shared/contracts/terminal-api';
+import { CUSTOMER_VIEW_CHANNEL, ipcChannel } from '../../shared/contracts/terminal-api';
 import { CSP } from '../../shared/terminal/web-host';
 import { startStack, type Stack } from '../helpers/stack';
 
@@ -42,7 +42,10 @@ vi.mock('electron', () => {
     restore() { this.calls.push('restore'); this.minimized = false; }
     show() { this.calls.push('show'); }
     focus() { this.calls.push('focus'); }
-    async loadURL(url: string) { (this as unknown as { url: string }).url = url; m.readyResolve?.(); }
+    showInactive() { this.calls.push('showInactive'); }
+    close() { this.calls.push('close'); }
+    // Ready once the last window (the customer display) has loaded.
+    async loadURL(url: string) { (this as unknown as { url: string }).url = url; if (url.endsWith('/customer.html')) m.readyResolve?.(); }
   }
   return {
     app: {
@@ -55,6 +58,14 @@ vi.mock('electron', () => {
       quit: () => { m.quit?.(); },
     },
     BrowserWindow,
+    // Two screens: the customer display goes full screen on the second one.
+    screen: {
+      getPrimaryDisplay: () => ({ id: 1, bounds: { x: 0, y: 0, width: 1920, height: 1080 } }),
+      getAllDisplays: () => [
+        { id: 1, bounds: { x: 0, y: 0, width: 1920, height: 1080 } },
+        { id: 2, bounds: { x: 1920, y: 0, width: 1024, height: 768 } },
+      ],
+    },
     ipcMain: {
       handle: (ch: string, fn: (...a: unknown[]) => Promise<unknown>) => { m.ipc.set(ch, fn); },
       removeHandler: (ch: string) => { m.ipc.delete(ch); },
@@ -97,10 +108,31 @@ afterAll(async () => {
 });
 
 it('opens one sandboxed, context-isolated window without Node, loading app://pos/', () => {
-  expect(m.windows).toHaveLength(1);
   const w = m.windows[0]!;
   expect(w.url).toBe('app://pos/index.html');
   expect(w.opts.webPreferences).toMatchObject({ contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, webviewTag: false });
+  expect(String(w.opts.webPreferences.preload)).toMatch(/[\\/]preload\.cjs$/);
+});
+
+it('opens the customer display full screen on the second screen, locked down, with its own preload', () => {
+  expect(m.windows).toHaveLength(2);
+  const c = m.windows[1]! as unknown as { url: string; opts: Record<string, unknown> & { webPreferences: Record<string, unknown> } };
+  expect(c.url).toBe('app://pos/customer.html');
+  expect(c.opts).toMatchObject({ x: 1920, y: 0, width: 1024, height: 768, fullscreen: true });
+  expect(c.opts.webPreferences).toMatchObject({ contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, webviewTag: false });
+  expect(String(c.opts.webPreferences.preload)).toMatch(/[\\/]customer-preload\.cjs$/);
+});
+
+it('IPC: the customer page reads the customer view only; the cashier API refuses it, and it refuses other pages', async () => {
+  const customer = { senderFrame: { url: 'app://pos/customer.html' } };
+  const view = (await m.ipc.get(CUSTOMER_VIEW_CHANNEL)!(customer)) as { ok: boolean; value: Record<string, unknown> };
+  expect(view).toMatchObject({ ok: true, value: { phase: 'idle', language: 'zh-CN' } });
+  expect(Object.keys(view.value).sort()).toEqual(['language', 'phase', 'store_logo', 'store_name']);
+  for (const method of ['session', 'getSettings', 'listOrders', 'print'] as const) {
+    expect(await m.ipc.get(ipcChannel(method))!(customer)).toMatchObject({ ok: false, error: { code: 'FORBIDDEN_SENDER' } });
+  }
+  expect(await m.ipc.get(CUSTOMER_VIEW_CHANNEL)!({ senderFrame: { url: 'app://pos/index.html' } })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN_SENDER' } });
+  expect(await m.ipc.get(CUSTOMER_VIEW_CHANNEL)!({ senderFrame: { url: 'http://127.0.0.1:1/customer.html' } })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN_SENDER' } });
 });
 
 it('denies navigation away from the app, new windows and permissions', () => {
