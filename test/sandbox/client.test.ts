@@ -103,3 +103,53 @@ for (const mode of ['public key', 'platform certificates'] as const) {
     });
   });
 }
+
+describe("participants' own clients: basic Native and refunds end to end (public-key and certificate merchants)", () => {
+  let env: Env;
+  let rx: Awaited<ReturnType<typeof receiver>>;
+  const parsed: { mchid: string; n: any }[] = [];
+  const clients = new Map<string, WechatPayClient>();
+
+  beforeAll(async () => {
+    env = await setup({ timeScale: 100, refundDelayMs: 20, modes: { participants: ['public_key', 'certificates'] } });
+    for (const m of env.participants.slice(0, 2)) clients.set(m, clientAs(env, m));
+    // The receiver tries each merchant's parse-and-dispatch: only the right keys verify and decrypt.
+    rx = await receiver(async (_n, r) => {
+      for (const [mchid, c] of clients) {
+        try {
+          parsed.push({ mchid, n: await c.parseNotifyRequest(r.headers as Record<string, string>, r.body) });
+          return 204;
+        } catch {
+          // not this merchant's
+        }
+      }
+      return 401;
+    });
+  });
+  afterAll(async () => {
+    for (const c of clients.values()) c.close();
+    await rx.close();
+    await env.close();
+  });
+
+  it('sells alone with basic Native, is notified, refunds part, is notified again, reads REFUND', async () => {
+    for (const mchid of env.participants.slice(0, 2)) {
+      const client = clients.get(mchid)!;
+      const out_trade_no = `B${Date.now().toString(36)}${mchid.slice(-4)}`;
+      const { code_url } = await client.createNative({ appid: env.creds.appid, mchid, description: '单点牛肉面', out_trade_no, notify_url: rx.url, amount: { total: 2800 } });
+      expect((await client.queryNative(out_trade_no)).trade_state).toBe('NOTPAY');
+      await sandboxPost(env, '/sandbox/pay', { code_url });
+      const paid = await waitFor(() => parsed.find((p) => p.n.kind === 'transaction' && p.n.resource.out_trade_no === out_trade_no));
+      expect(paid.mchid).toBe(mchid);
+      const q = await client.queryNative(out_trade_no);
+      expect(paid.n.resource).toEqual(q);
+      expect(await client.queryNativeById(q.transaction_id!)).toEqual(q);
+      const refund = await client.createRefund({ out_trade_no, out_refund_no: `R${out_trade_no}`, reason: '少一份', notify_url: rx.url, amount: { refund: 800, total: 2800, currency: 'CNY' } });
+      expect(refund.status).toBe('PROCESSING');
+      const n = await waitFor(() => parsed.find((p) => p.n.kind === 'refund' && p.n.resource.out_refund_no === refund.out_refund_no));
+      expect([n.mchid, n.n.eventType, n.n.resource.refund_status]).toEqual([mchid, 'REFUND.SUCCESS', 'SUCCESS']);
+      expect((await client.queryRefund(refund.out_refund_no)).status).toBe('SUCCESS');
+      expect((await client.queryNative(out_trade_no)).trade_state).toBe('REFUND');
+    }
+  });
+});
