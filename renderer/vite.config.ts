@@ -15,5 +15,9 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     assetsInlineLimit: 0,
     target: 'es2022',
+    // Two pages: the cashier app and the customer display (its own bundle: none of the cashier's screens).
+    rolldownOptions: {
+      input: { main: fileURLToPath(new URL('./index.html', import.meta.url)), customer: fileURLToPath(new URL('./customer.html', import.meta.url)) },
+    },
   },
 });

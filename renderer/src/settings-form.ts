@@ -7,7 +7,8 @@ import type { Settings, SettingsErrors, SettingsUpdate, TokenSetting } from './c
 import { t, type MessageKey } from './i18n';
 
 /** The editable, non-secret fields. */
-export type PlainField = 'relay_url' | 'printer' | 'paper_width' | 'language' | 'qr_mode' | 'stale_minutes';
+export type PlainField = 'relay_url' | 'printer' | 'paper_width' | 'language' | 'qr_mode' | 'stale_minutes'
+  | 'store_name' | 'store_address' | 'store_logo' | 'cashier_name' | 'confirm_above_fen' | 'customer_display';
 export type Edits = Partial<Pick<Settings, PlainField>>;
 
 export type TokenAction = { kind: 'keep' } | { kind: 'replace'; value: string } | { kind: 'clear' };
@@ -48,7 +49,16 @@ const FIELD_ERRORS: Record<string, MessageKey> = {
   language: 'settings.err.language',
   qr_mode: 'settings.err.qr_mode',
   stale_minutes: 'settings.err.stale_minutes',
+  store_name: 'settings.err.store_name',
+  store_address: 'settings.err.store_address',
+  store_logo: 'settings.err.store_logo',
+  cashier_name: 'settings.err.cashier_name',
+  confirm_above_fen: 'settings.err.confirm_above_fen',
+  customer_display: 'settings.err.customer_display',
 };
+
+/** The store logo's limit (the terminal refuses more): 64 KB of data: URL. */
+export const MAX_LOGO_CHARS = 64 * 1024;
 
 /**
  * The terminal services validate in English (their messages go to logs too); the screen names the

@@ -52,6 +52,10 @@ export function Cashier({ active }: { active: boolean }) {
   const seenStates = useRef<Record<string, Order['state']>>({});
   const [paidNotice, setPaidNotice] = useState<Order | null>(null);
   const me = s.session?.terminal ?? null;
+  // The customer display follows the order on this screen (none: it shows the store, idle).
+  useEffect(() => {
+    void Promise.resolve().then(() => api().presentOrder(viewing)).catch(() => undefined);
+  }, [viewing]);
 
   // An order of this till paid, or failed (PAYERROR), while the cashier was elsewhere: say so on
   // the main screen; a tap opens it (a failed one offers a new QR for the same sale).

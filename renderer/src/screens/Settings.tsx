@@ -9,7 +9,8 @@ import type { Settings as SettingsT, TokenSetting } from '../contract';
 import { api, update, useAppState } from '../store';
 import { setLanguage, t, type MessageKey } from '../i18n';
 import { friendly } from '../errors';
-import { buildUpdate, formValues, tokenIsSet, translatedErrors, type Edits, type PlainField, type TokenActions } from '../settings-form';
+import { buildUpdate, formValues, MAX_LOGO_CHARS, tokenIsSet, translatedErrors, type Edits, type PlainField, type TokenActions } from '../settings-form';
+import { PrinterSetup } from '../components/PrinterSetup';
 
 export function Settings({ onSaved }: { onSaved(): void }) {
   const s = useAppState();
@@ -64,7 +65,7 @@ export function Settings({ onSaved }: { onSaved(): void }) {
       </div>
     </div>
   );
-  const text = (k: 'relay_url' | 'printer') => (
+  const text = (k: 'relay_url' | 'printer' | 'store_name' | 'store_address' | 'cashier_name') => (
     <input id={`f-${k}`} type="text" value={form[k]} autocomplete="off" spellcheck={false}
       onInput={(e) => set(k, (e.target as HTMLInputElement).value)} />
   );
@@ -105,6 +106,25 @@ export function Settings({ onSaved }: { onSaved(): void }) {
       </div>
     );
   };
+  // The logo is read here into a data: URL (what the terminal stores); too large is said at once.
+  const pickLogo = (e: Event) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.onload = () => {
+      const url = String(reader.result ?? '');
+      if (url.length > MAX_LOGO_CHARS || !/^data:image\//.test(url)) setErrors({ ...errors, store_logo: 'too large' });
+      else {
+        const { store_logo: _dropped, ...rest } = errors;
+        setErrors(rest);
+        set('store_logo', url);
+      }
+    };
+    reader.readAsDataURL(file);
+  };
+  // Whole yuan on screen, fen in the settings (integer arithmetic only).
+  const yuanOf = (fen: number) => String((fen - (fen % 100)) / 100);
+  const dirty = Object.keys(edits).length > 0;
   const role = s.session?.role ? t(`role.${s.session.role}`) : t('role.none');
 
   return (
@@ -140,7 +160,35 @@ export function Settings({ onSaved }: { onSaved(): void }) {
           <input id="f-stale_minutes" type="number" value={String(form.stale_minutes)}
             onInput={(e) => set('stale_minutes', Number((e.target as HTMLInputElement).value))} />
         ))}
+        {row('store_name', text('store_name'))}
+        {row('store_address', text('store_address'))}
+        {row('cashier_name', text('cashier_name'))}
+        {row('confirm_above_fen', (
+          <input id="f-confirm_above_fen" type="number" min="0" step="1" value={yuanOf(form.confirm_above_fen)}
+            onInput={(e) => {
+              const v = (e.target as HTMLInputElement).value.trim();
+              set('confirm_above_fen', /^\d{1,9}$/.test(v) ? Number(v) * 100 : -1);
+            }} />
+        ))}
+        {row('customer_display', (
+          <select id="f-customer_display" value={form.customer_display} onChange={(e) => set('customer_display', (e.target as HTMLSelectElement).value as SettingsT['customer_display'])}>
+            <option value="auto">{t('settings.cdAuto')}</option>
+            <option value="window">{t('settings.cdWindow')}</option>
+            <option value="off">{t('settings.cdOff')}</option>
+          </select>
+        ), s.session?.shell === 'web' ? t('settings.customerLink') : undefined)}
+        {row('store_logo', (
+          <div class="logo-control" data-testid="logo-control">
+            {form.store_logo ? <img class="logo-thumb" src={form.store_logo} alt="" /> : <span class="hint">{t('settings.logoNone')}</span>}
+            <label class="btn small">
+              {t('settings.logoChoose')}
+              <input id="f-store_logo" type="file" accept="image/png,image/jpeg,image/gif,image/webp,image/svg+xml" hidden onChange={pickLogo} />
+            </label>
+            {form.store_logo && <button type="button" class="btn small" onClick={() => set('store_logo', '')}>{t('settings.logoRemove')}</button>}
+          </div>
+        ))}
       </div>
+      <PrinterSetup dirty={dirty} />
       <div class="settings-foot">
         <div class={`save-status ${status?.ok ? 'ok' : 'bad'}`} data-testid="settings-status">
           {status ? (status.key ? t(status.key) : status.text) : ''}

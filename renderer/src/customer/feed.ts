@@ -1,0 +1,63 @@
+/**
+ * Where the customer display's view comes from: Electron's customer preload (`window.customer`),
+ * or the web host's customer-only stream `GET /api/customer/events` (its session cookie). Nothing
+ * else of the terminal API is reachable from this page.
+ */
+import type { CustomerPreloadApi, CustomerView } from '../../../shared/contracts/terminal-api';
+
+declare global {
+  interface Window {
+    customer?: CustomerPreloadApi;
+  }
+}
+
+export type FeedStatus = 'live' | 'reconnecting' | 'expired';
+
+/** Calls `onView` with each view; `onStatus` when the stream drops, comes back or is refused. Returns a stop function. */
+export function subscribe(onView: (v: CustomerView) => void, onStatus: (s: FeedStatus) => void): () => void {
+  const electron = window.customer;
+  if (electron) {
+    const off = electron.onView(onView);
+    electron.current().then(onView, () => onStatus('expired'));
+    return off;
+  }
+  const stop = new AbortController();
+  void (async () => {
+    let backoff = 250;
+    while (!stop.signal.aborted) {
+      try {
+        const res = await fetch('/api/customer/events', { headers: { Accept: 'text/event-stream' }, credentials: 'same-origin', signal: stop.signal });
+        if (res.status === 401) return onStatus('expired');
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        backoff = 250;
+        onStatus('live');
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let end: number;
+          while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
+            const frame = buf.slice(0, end);
+            buf = buf.slice(end).replace(/^\r?\n\r?\n/, '');
+            const data = frame.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+            if (!data) continue;
+            try {
+              onView(JSON.parse(data) as CustomerView);
+            } catch {
+              // a damaged frame: the next one carries the whole view again
+            }
+          }
+        }
+      } catch {
+        // dropped: reconnect below
+      }
+      if (stop.signal.aborted) return;
+      onStatus('reconnecting');
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 5000);
+    }
+  })();
+  return () => stop.abort();
+}
