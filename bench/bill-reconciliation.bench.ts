@@ -27,6 +27,7 @@ import { verifiedBillStream } from '../shared/wechatpay/bill';
 import { parseAuthorization, signBody } from '../shared/wechatpay/sign';
 import type { TradeBillSummary } from '../shared/wechatpay/models';
 import type { ReconciliationReport } from '../shared/contracts/relay-api';
+import WebSocket from 'ws';
 
 const self = fileURLToPath(import.meta.url);
 const ROWS = Number(process.env.BENCH_RECON_ROWS ?? 1_000_000);
@@ -256,12 +257,22 @@ try {
       await new Promise((r) => setTimeout(r, 25));
     }
   })();
+  // Phases from the relay's own bill.progress pushes.
+  const ws = new WebSocket(url.replace('http', 'ws') + '/v1/events', { headers: { Authorization: `Bearer ${token}` } });
+  await once(ws, 'open');
+  const stages: [string, number][] = [];
+  ws.on('message', (d) => {
+    const m = JSON.parse(String(d)) as { type: string; stage?: string; mchid?: string };
+    if (m.type === 'bill.progress') stages.push([`${m.stage}${m.mchid ? ' ' + m.mchid : ''}`, performance.now()]);
+  });
   const r0 = performance.now();
   const res = await fetch(`${url}/v1/bills/trade`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ bill_date: BILL_DATE }) });
   const report = (await res.json()) as ReconciliationReport;
   const runS = (performance.now() - r0) / 1000;
   polling = false;
   await poller;
+  ws.close();
+  const fetchEnd = stages.find(([n]) => n === 'compare')?.[1] ?? r0;
   const rssLine = line(relay);
   relay.stdin!.write('stop\n');
   const { maxRssKb } = JSON.parse(await rssLine) as { maxRssKb: number };
@@ -271,7 +282,7 @@ try {
   const expected = PLANTED.amount.filter((i) => i < ROWS).length + PLANTED.missing.filter((i) => i < ROWS).length + PLANTED.unknown;
   console.log(`  report: ${report.merchants.map((m) => `${m.mchid} ${m.status} bill ${m.bill_count} / local ${m.local_count}`).join('; ')}`);
   console.log(`  mismatches found ${report.mismatch_count} (planted ${expected}: ${report.mismatch_count === expected ? 'all found' : 'DIFFERENT'}): ${kinds}; ok=${report.ok}`);
-  console.log(`  run: ${runS.toFixed(2)} s (${(billRows / runS / 1e3).toFixed(0)}k bill rows/s)   /healthz during the run: p50 ${q(lat, 0.5).toFixed(1)} ms, p99 ${q(lat, 0.99).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms (${lat.length} probes)`);
+  console.log(`  run: ${runS.toFixed(2)} s (${(billRows / runS / 1e3).toFixed(0)}k bill rows/s; apply+download+parse+stage ${((fetchEnd - r0) / 1000).toFixed(1)} s, compare ${((r0 + runS * 1000 - fetchEnd) / 1000).toFixed(1)} s)   /healthz during the run: p50 ${q(lat, 0.5).toFixed(1)} ms, p99 ${q(lat, 0.99).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms (${lat.length} probes)`);
   console.log(`  peak RSS of the relay process ${(maxRssKb / 1024).toFixed(1)} MB (target < 200 MB: ${maxRssKb / 1024 < 200 ? 'met' : 'MISSED'}); ${(listening.maxRssKb / 1024).toFixed(1)} MB when it started listening`);
 
   // Parse throughput against the native ceiling, on the same files, interleaved (the machine is
@@ -297,5 +308,6 @@ try {
   console.log(`  ours: gunzip+SHA1+parse        ${(bytes / 1e6 / oursS).toFixed(1).padStart(7)} MB/s   ${oursS.toFixed(2)} s   ${(billRows / oursS / 1e3).toFixed(0)}k rows/s   ${ratio.toFixed(2)}× ceiling (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})`);
   console.log(`\nbill reconciliation bench done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.BENCH_KEEP) console.log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }

@@ -33,8 +33,8 @@ export interface BillServiceOptions {
 
 /** Bill rows written per temp-table transaction. */
 const BATCH = 5000;
-/** Rows read per comparison page (between two yields to the event loop). */
-const PAGE = 5000;
+/** Rows read per comparison page (between two yields to the event loop: a few ms each). */
+const PAGE = 2000;
 /** Mismatches kept in one report; `mismatch_count` has them all. */
 export const MAX_MISMATCHES = 1000;
 
@@ -238,12 +238,14 @@ export class BillService {
         json_extract(o.transaction_ids, '$."' || s.out_trade_no || '"'),
         EXISTS (SELECT 1 FROM ${table} b WHERE b.mchid = s.mchid AND b.out_trade_no = s.out_trade_no)
       FROM (SELECT rowid AS rid, combine_out_trade_no, paid_ms, transaction_ids FROM orders INDEXED BY orders_paid_success
-            WHERE state = 'SUCCESS' AND paid_ms >= ? AND paid_ms < ? AND (paid_ms, rowid) > (?, ?) ORDER BY paid_ms, rowid LIMIT ${PAGE}) o
+            WHERE state = 'SUCCESS' AND paid_ms >= ? AND paid_ms < ? AND (paid_ms > ? OR rowid > ?) ORDER BY paid_ms, rowid LIMIT ${PAGE}) o
       JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no`).raw(true);
     let afterMs = dayStart - 1;
     let afterRid = 0;
     for (;;) {
-      const rows = page.all(dayStart, dayEnd, afterMs, afterRid) as LocalPageRow[];
+      // The range starts at the last page's paid_ms (an index seek, not a rescan from the day's
+      // start); rows at exactly that paid_ms are told apart by rowid.
+      const rows = page.all(Math.max(dayStart, afterMs), dayEnd, afterMs, afterRid) as LocalPageRow[];
       if (rows.length === 0) break;
       const orders = new Set<number>();
       for (const [paidMs, rid, no, combine, mchid, amount, txid, inBill] of rows) {
