@@ -29,6 +29,8 @@ export interface Stack {
    * host refuses a code the second time): opening it gives that browser its session cookie.
    */
   readonly webUrl: string;
+  /** A fresh single-use link to the customer display page (its session reaches the customer feed only). */
+  readonly customerUrl: string;
   webOrigin: string;
   /** The web host's Bearer secret, for API calls from the test itself. */
   secret: string;
@@ -58,6 +60,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     relayUrl: e.relayUrl,
     get webUrl() {
       return webHost.launchUrl();
+    },
+    get customerUrl() {
+      return webHost.customerLaunchUrl();
     },
     webOrigin: e.webHost!.origin,
     secret: e.webHost!.secret,
