@@ -196,7 +196,8 @@ export class RelayServer {
     }
     if (path === '/v1/merchants' && method === 'GET') {
       p.auth.require(auth);
-      return sendJson(res, 200, { sub_merchants: p.credentials.subMerchants });
+      // Extension `has_keys`: whether that merchant can act for itself here (contract §1.1).
+      return sendJson(res, 200, { sub_merchants: p.credentials.subMerchants.map((s) => ({ ...s, has_keys: p.credentials.participants.has(s.mchid) })) });
     }
     if (path === '/v1/orders' && method === 'POST') {
       const who = p.auth.require(auth);

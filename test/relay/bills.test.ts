@@ -166,6 +166,8 @@ describe('trade bills, mixed setup: public-key, certificate and no keys', () => 
     const [noKeys] = env.init.participants.filter((p) => p.mode === 'none');
     expect(noKeys).toBeDefined();
     // The participant without keys still sells in combined orders.
+    const listed = await api<{ sub_merchants: { mchid: string; has_keys: boolean }[] }>(env.relayUrl, 'GET', '/v1/merchants', env.cashier);
+    expect(listed.body.sub_merchants.map((m) => m.has_keys)).toEqual([true, true, false, true]);
     const orders = await sellDay(env, [[500, 600, 700, 800], [510, 610, 710, 810]]);
     expect(orders.every((o) => o.sub_orders.some((s) => s.mchid === noKeys!.mchid))).toBe(true);
     await billsReady(env);
