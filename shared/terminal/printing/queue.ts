@@ -138,7 +138,8 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     if (this.closed || rec.job.state === 'done') return { ...rec.job };
     if (automatic && rec.mayHavePrinted) return { ...rec.job };
     if (automatic && this.opts.wanted && !(await this.opts.wanted({ ...rec.job }))) {
-      Object.assign(rec.job, { message: `${rec.job.message ?? 'not printed'}; not retried: the order is no longer waiting for payment` });
+      const note = 'not retried: the order is no longer waiting for payment (or its state is unknown)';
+      if (!rec.job.message?.includes(note)) Object.assign(rec.job, { message: `${rec.job.message ?? 'not printed'}; ${note}` });
       this.changed(rec);
       return { ...rec.job };
     }
