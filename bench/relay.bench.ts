@@ -211,12 +211,13 @@ function pct(sorted: number[], p: number): number {
 }
 
 async function pushLatency(dir: string, dbPath: string, notes: Note[]): Promise<{ p50: number; p99: number; max: number; samples: number; missing: number; rate: number }> {
-  const token = addTerminal(dbPath, 'bench-push', 'cashier');
+  // One terminal each: a terminal holds at most RELAY_EVENTS_PER_TERMINAL sockets.
+  const tokens = Array.from({ length: TERMINALS }, (_, i) => addTerminal(dbPath, `bench-push-${i}`, 'cashier'));
   const { proc, url } = await spawnServer('relay', dir, dbPath);
   const sent = new Map<string, number>();
   const lat: number[] = [];
   let received = 0;
-  const sockets = await Promise.all(Array.from({ length: TERMINALS }, () => new Promise<WebSocket>((resolve, reject) => {
+  const sockets = await Promise.all(tokens.map((token) => new Promise<WebSocket>((resolve, reject) => {
     const ws = new WebSocket(url.replace('http', 'ws') + '/v1/events', { headers: { Authorization: `Bearer ${token}` } });
     ws.on('message', (data) => {
       const t = performance.now();
