@@ -88,6 +88,11 @@ export class NotificationHandler {
         this.log.warn({ code: err.code }, 'notification refused: verification');
         return fail(401, `signature verification failed: ${err.code}`);
       }
+      if (err instanceof NotificationError && err.code === 'MERCHANT_MISMATCH') {
+        // Genuinely signed by one of our merchants' keys but about another merchant: never
+        // applied, and worth a manager's look (a mix-up of keys, or a replay across merchants).
+        this.orders.alert('MERCHANT_MISMATCH', null, err.message, null);
+      }
       if (err instanceof DecryptionError || err instanceof NotificationError) {
         this.log.warn({ code: err.code }, 'notification refused: payload');
         return fail(400, `notification refused: ${err.code}`);

@@ -2,13 +2,19 @@
  * Trade bill reconciliation against the real sandbox: every participant applies for its own bill
  * signed with its own keys (the sandbox's request log shows whose mchid and key serial signed
  * each bill request), in public-key mode, in certificate mode, and in a mixed setup with a
- * participant without keys (NO_KEYS, and ok false).
+ * participant without keys (NO_KEYS, and ok false); in the mixed setup also notifications signed
+ * by different merchants' keys.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order, ReconciliationReport } from '../../shared/contracts/relay-api';
-import { beijingDate } from '../../shared/wechatpay/time';
+import { randomUUID } from 'node:crypto';
+import { loadSandboxConfig } from '../../shared/sandbox/index';
+import { defaultKey } from '../../shared/sandbox/auth';
+import { encryptResource } from '../../shared/wechatpay/aead';
+import { signBody } from '../../shared/wechatpay/sign';
+import { beijingDate, formatBeijing } from '../../shared/wechatpay/time';
 import { api, createOrder, EventsClient, pay, startEnv, until, type Env } from './env';
 
 const state = async (env: Env, no: string) => (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body.state;
@@ -184,5 +190,33 @@ describe('trade bills, mixed setup: public-key, certificate and no keys', () => 
     const seen = await billRequests(env);
     expect(new Set(seen)).toEqual(new Set(ownSerials(env)));
     expect(seen.some((s) => s.startsWith(`${noKeys!.mchid}:`))).toBe(false);
+  });
+
+  it("notifications: verified with the key of the merchant that signed (any mode) and refused when about another merchant", async () => {
+    const cfg = loadSandboxConfig(env.init.sandboxDir);
+    const post = (signer: string, about: string) => {
+      const no = `C${Date.now()}${Math.floor(Math.random() * 1e6)}`;
+      const plain = JSON.stringify({
+        combine_appid: env.init.appid, combine_mchid: about, combine_out_trade_no: no, combine_payer_info: { openid: 'oTest' },
+        sub_orders: [{ mchid: about, trade_type: 'NATIVE', trade_state: 'SUCCESS', transaction_id: '4200000001', out_trade_no: `${no}S0`, success_time: formatBeijing(Date.now()), amount: { total_amount: 100, currency: 'CNY' } }],
+      });
+      const m = cfg.keys.get(signer)!;
+      const body = JSON.stringify({ id: randomUUID(), create_time: formatBeijing(Date.now()), resource_type: 'encrypt-resource', event_type: 'TRANSACTION.SUCCESS', summary: '支付成功', resource: encryptResource(plain, m.apiV3Key, 'transaction') });
+      const k = defaultKey(m);
+      return api(env.relayUrl, 'POST', '/wechatpay/notify', null, body, { ...(signBody(k.key, k.serial, body) as unknown as Record<string, string>) });
+    };
+    const [pub, cert] = env.init.participants;
+    expect([pub!.mode, cert!.mode]).toEqual(['public_key', 'certificates']);
+    // Signed with a certificate-mode participant's platform certificate (a serial the relay learns
+    // by downloading that merchant's certificates), decrypted with its APIv3 key: accepted as far
+    // as the keys go, then refused for what it says (no such order here).
+    const own = await post(cert!.mchid, cert!.mchid);
+    expect(own.status).toBe(404);
+    // Signed and encrypted by one participant, claiming to be about the initiator: refused and alerted.
+    const cross = await post(pub!.mchid, env.init.mchid);
+    expect(cross.status).toBe(400);
+    expect(cross.body.message).toContain('MERCHANT_MISMATCH');
+    const alerts = await api<{ alerts: { kind: string; message: string }[] }>(env.relayUrl, 'GET', '/v1/alerts', env.manager);
+    expect(alerts.body.alerts.some((a) => a.kind === 'MERCHANT_MISMATCH' && a.message.includes(pub!.mchid))).toBe(true);
   });
 });
