@@ -1,5 +1,5 @@
 /**
- * Preload of the customer display (sandboxed, context-isolated): exposes `window.customer`, the
+ * Preload of the customer display (sandboxed, context-isolated): exposes `window.posCustomer`, the
  * customer view and its changes only — no terminal API, settings, tokens, orders or printing.
  */
 import { contextBridge, ipcRenderer } from 'electron';
@@ -18,4 +18,4 @@ const api: CustomerPreloadApi = {
   },
 };
 
-contextBridge.exposeInMainWorld('customer', api);
+contextBridge.exposeInMainWorld('posCustomer', api);

@@ -202,7 +202,7 @@ export interface CustomerView {
 export const CUSTOMER_VIEW_CHANNEL = 'customer:view';
 export const CUSTOMER_EVENT_CHANNEL = 'customer:event';
 
-/** What the customer display's preload exposes on `window.customer`. */
+/** What the customer display's preload exposes on `window.posCustomer` (not `customer`: an element id would shadow it). */
 export interface CustomerPreloadApi {
   current(): Promise<CustomerView>;
   onView(listener: (view: CustomerView) => void): () => void;

@@ -1,5 +1,5 @@
 /**
- * Where the customer display's view comes from: Electron's customer preload (`window.customer`),
+ * Where the customer display's view comes from: Electron's customer preload (`window.posCustomer`),
  * or the web host's customer-only stream `GET /api/customer/events` (its session cookie). Nothing
  * else of the terminal API is reachable from this page.
  */
@@ -7,7 +7,7 @@ import type { CustomerPreloadApi, CustomerView } from '../../../shared/contracts
 
 declare global {
   interface Window {
-    customer?: CustomerPreloadApi;
+    posCustomer?: CustomerPreloadApi;
   }
 }
 
@@ -15,7 +15,7 @@ export type FeedStatus = 'live' | 'reconnecting' | 'expired';
 
 /** Calls `onView` with each view; `onStatus` when the stream drops, comes back or is refused. Returns a stop function. */
 export function subscribe(onView: (v: CustomerView) => void, onStatus: (s: FeedStatus) => void): () => void {
-  const electron = window.customer;
+  const electron = window.posCustomer;
   if (electron) {
     const off = electron.onView(onView);
     electron.current().then(onView, () => onStatus('expired'));

@@ -2,4 +2,4 @@
 import { render } from 'preact';
 import { Customer } from './Customer';
 
-render(<Customer />, document.getElementById('customer')!);
+render(<Customer />, document.getElementById('customer-root')!);

@@ -188,13 +188,13 @@ export function Settings({ onSaved }: { onSaved(): void }) {
           </div>
         ))}
       </div>
-      <PrinterSetup dirty={dirty} />
       <div class="settings-foot">
         <div class={`save-status ${status?.ok ? 'ok' : 'bad'}`} data-testid="settings-status">
           {status ? (status.key ? t(status.key) : status.text) : ''}
         </div>
         <button class="btn primary" type="submit" data-testid="settings-save" disabled={saving}>{t('settings.save')}</button>
       </div>
+      <PrinterSetup dirty={dirty} />
     </form>
   );
 }
