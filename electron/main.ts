@@ -10,7 +10,7 @@
  * the customer view only; on the second screen when there is one (setting `customer_display`:
  * `auto` = only then, `window` = also without one, `off` = never).
  */
-import { app, BrowserWindow, ipcMain, protocol, screen, session, shell, type WebPreferences } from 'electron';
+import { app, BrowserWindow, ipcMain, protocol, screen, session, shell } from 'electron';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize, resolve, sep } from 'node:path';
@@ -99,21 +99,6 @@ function harden(): void {
   });
 }
 
-/** The same locked-down preferences for both windows; only the preload differs. */
-const securePrefs = (preload: string): WebPreferences => ({
-  preload: join(__dirname, preload),
-  contextIsolation: true,
-  sandbox: true,
-  nodeIntegration: false,
-  nodeIntegrationInWorker: false,
-  webSecurity: true,
-  allowRunningInsecureContent: false,
-  experimentalFeatures: false,
-  webviewTag: false,
-  navigateOnDragDrop: false,
-  spellcheck: false,
-  disableBlinkFeatures: 'Auxclick',
-});
 
 /**
  * Opens the customer display: full screen on a display other than the primary one, or (setting
@@ -129,7 +114,21 @@ async function createCustomerWindow(): Promise<void> {
     ...(second ? { ...second.bounds, fullscreen: true } : { width: 800, height: 600 }),
     show: false,
     title: '顾客显示 Customer display',
-    webPreferences: securePrefs('customer-preload.cjs'),
+    // Written out in full in each window (not shared): the security checker reads literals.
+    webPreferences: {
+      preload: join(__dirname, 'customer-preload.cjs'),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      experimentalFeatures: false,
+      webviewTag: false,
+      navigateOnDragDrop: false,
+      spellcheck: false,
+      disableBlinkFeatures: 'Auxclick',
+    },
   });
   customerWindow = win;
   const off = forwardCustomerView(services!, win.webContents);
@@ -146,7 +145,20 @@ async function createWindow(): Promise<void> {
     width: 1280,
     height: 800,
     show: false,
-    webPreferences: securePrefs('preload.cjs'),
+    webPreferences: {
+      preload: join(__dirname, 'preload.cjs'),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      experimentalFeatures: false,
+      webviewTag: false,
+      navigateOnDragDrop: false,
+      spellcheck: false,
+      disableBlinkFeatures: 'Auxclick',
+    },
   });
   mainWindow = win;
   const offEvents = forwardEvents(services!, win.webContents);
