@@ -9,7 +9,7 @@ import type {
 import type { TradeBillStream } from '../wechatpay/bill-parser';
 import { classify, MerchantKeysMissingError, ValidationError, WechatPayError } from '../wechatpay/errors';
 import type { MerchantClient, MerchantClients } from '../wechatpay/merchant-keys';
-import type { ParsedNotification } from '../wechatpay/notification';
+import type { ParsedNotification, ParseNotifyOptions, WechatPayNotification } from '../wechatpay/notification';
 import { RelayError } from './errors';
 
 /** One merchant's client: it signs as that merchant and verifies with that merchant's keys. */
@@ -21,6 +21,8 @@ export interface PayClient extends MerchantClient<ParsedNotification> {
   /** Download → gunzip → SHA1 check → parse, streaming. */
   downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): TradeBillStream;
   parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: Buffer): Promise<ParsedNotification>;
+  /** Every notification kind (payments of both kinds, refunds), same checks. */
+  parseNotifyRequest(headers: Record<string, string | string[] | undefined>, rawBody: Buffer, opts?: ParseNotifyOptions): Promise<WechatPayNotification>;
 }
 
 /**

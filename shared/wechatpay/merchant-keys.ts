@@ -6,6 +6,7 @@
 import type { Credentials, MerchantKeys } from './credentials';
 import { DecryptionError, MerchantKeysMissingError, NotificationError, VerificationError } from './errors';
 import { normalizeSerial } from './keys';
+import type { ParseNotifyOptions, WechatPayNotification } from './notification';
 import type { HeaderBag } from './verify';
 
 /** What the registry needs of a client (WechatPayClient has it all). */
@@ -15,8 +16,10 @@ export interface MerchantClient<N = unknown> {
   readonly certificateMode: boolean;
   hasVerificationKey(serial: string): boolean;
   refreshVerificationKeys(): Promise<boolean>;
-  /** Verify (raw bytes) → parse → decrypt with this merchant's APIv3 key. */
+  /** Verify (raw bytes) → parse → decrypt with this merchant's APIv3 key (combine payments). */
   parseNotification(headers: HeaderBag, rawBody: Buffer): Promise<N>;
+  /** The same for every notification kind (payments of both kinds, refunds): notification.ts. */
+  parseNotifyRequest?(headers: HeaderBag, rawBody: Buffer, opts?: ParseNotifyOptions): Promise<WechatPayNotification>;
   close?(): void;
 }
 
@@ -91,11 +94,26 @@ export class MerchantClients<C extends MerchantClient> {
    * about merchant B is refused (MERCHANT_MISMATCH), never applied to B's orders. The caller then
    * checks the content against its own records (sub-orders, amounts), as for a single merchant.
    */
-  async parseNotification(headers: HeaderBag, rawBody: Buffer): Promise<{ mchid: string; parsed: Awaited<ReturnType<C['parseNotification']>> }> {
-    type P = Awaited<ReturnType<C['parseNotification']>>;
+  parseNotification(headers: HeaderBag, rawBody: Buffer): Promise<{ mchid: string; parsed: Awaited<ReturnType<C['parseNotification']>> }> {
+    return this.select(headers, (c) => c.parseNotification(headers, rawBody) as Promise<Awaited<ReturnType<C['parseNotification']>>>);
+  }
+
+  /**
+   * Every notification kind (combine and basic payments, refunds: notification.ts's one
+   * parse-and-dispatch), with the same key selection and the same merchant check (a refund or a
+   * basic payment names its merchant in `mchid`).
+   */
+  parseNotifyRequest(headers: HeaderBag, rawBody: Buffer, opts?: ParseNotifyOptions): Promise<{ mchid: string; parsed: WechatPayNotification }> {
+    return this.select(headers, (c) => {
+      if (!c.parseNotifyRequest) throw new TypeError(`the client of ${c.mchid} cannot parse every notification kind`);
+      return c.parseNotifyRequest(headers, rawBody, opts);
+    });
+  }
+
+  private async select<P>(headers: HeaderBag, parse: (c: C) => Promise<P>): Promise<{ mchid: string; parsed: P }> {
     const raw = headerValue(headers, 'Wechatpay-Serial');
     // No serial: the initiator's verifier names the missing header(s) precisely.
-    if (!raw) return { mchid: this.initiator.mchid, parsed: (await this.initiator.parseNotification(headers, rawBody)) as P };
+    if (!raw) return { mchid: this.initiator.mchid, parsed: await parse(this.initiator) };
     const serial = normalizeSerial(raw);
     let candidates = this.holders(serial);
     if (candidates.length === 0) {
@@ -107,7 +125,7 @@ export class MerchantClients<C extends MerchantClient> {
     for (const c of candidates) {
       let parsed: P;
       try {
-        parsed = (await c.parseNotification(headers, rawBody)) as P;
+        parsed = await parse(c);
       } catch (err) {
         if (err instanceof DecryptionError && err.code === 'DECRYPT_FAILED' && candidates.length > 1) {
           last = err;

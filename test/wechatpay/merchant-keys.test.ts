@@ -112,4 +112,21 @@ describe('MerchantClients: one client per merchant, notifications by Wechatpay-S
     const altered = Buffer.from(n.body.toString('utf8').replace('支付成功', '支付失败'));
     await expect(clients.parseNotification(n.headers, altered)).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
   });
+
+  it("refund notifications (every-kind parse): decrypted with the refunding participant's keys, refused when about another merchant", async () => {
+    const refund = (signer: string, about: string) => {
+      const plain = JSON.stringify({ mchid: about, out_trade_no: 'C1S0', transaction_id: '4200000001', out_refund_no: `R${Date.now()}`, refund_id: '50000000001', refund_status: 'SUCCESS', success_time: formatBeijing(Date.now()), amount: { total: 100, refund: 50, payer_total: 100, payer_refund: 50 } });
+      const body = Buffer.from(JSON.stringify({ id: randomUUID(), create_time: formatBeijing(Date.now()), resource_type: 'encrypt-resource', event_type: 'REFUND.SUCCESS', summary: '退款成功', resource: encryptResource(plain, cfg.keys.get(signer)!.apiV3Key, 'refund') }));
+      const k = defaultKey(cfg.keys.get(signer)!);
+      return { headers: signBody(k.key, k.serial, body) as unknown as Record<string, string>, body };
+    };
+    for (const who of [mchidOf(PUB), mchidOf(CERT)]) {
+      const n = refund(who, who);
+      const r = await clients.parseNotifyRequest(n.headers, n.body);
+      expect(r.mchid).toBe(who);
+      expect(r.parsed.kind).toBe('refund');
+    }
+    const cross = refund(mchidOf(PUB), mchidOf(CERT));
+    await expect(clients.parseNotifyRequest(cross.headers, cross.body)).rejects.toMatchObject({ code: 'MERCHANT_MISMATCH' });
+  });
 });
