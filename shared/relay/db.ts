@@ -207,6 +207,12 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX orders_open ON orders (terminal, created_ms) WHERE state IN ('NOTPAY','USERPAYING');
     `,
   },
+  {
+    // Contract §2 `kind`: a one-merchant sale is created, queried and closed with basic Native
+    // (`single`); every order before this migration had 2–10 sub-orders (`combine`).
+    version: 8,
+    sql: `ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'combine' CHECK (kind IN ('combine','single'));`,
+  },
 ];
 
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */
