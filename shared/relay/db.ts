@@ -208,6 +208,50 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     `,
   },
   {
+    // Counter operations (order timeline, shifts, manager PIN). How a payment became known rides
+    // on the order row the change rewrites anyway (no extra page per notification); what the
+    // terminals report (slip/receipt printed) and closes/refunds in the audit log are found by order.
+    version: 8,
+    sql: `
+      ALTER TABLE orders ADD COLUMN paid_via TEXT;
+      CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY,
+        combine_out_trade_no TEXT NOT NULL,
+        at TEXT NOT NULL,
+        terminal TEXT NOT NULL,
+        type TEXT NOT NULL,
+        detail TEXT
+      );
+      CREATE INDEX order_events_order ON order_events (combine_out_trade_no, id);
+      CREATE INDEX audit_log_target ON audit_log (target) WHERE target IS NOT NULL;
+      CREATE TABLE shifts (
+        id INTEGER PRIMARY KEY,
+        terminal TEXT NOT NULL,
+        cashier TEXT NOT NULL,
+        opened_at TEXT NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        closed_at TEXT,
+        closed_ms INTEGER,
+        closed_by TEXT,
+        report TEXT
+      );
+      CREATE UNIQUE INDEX shifts_open ON shifts (terminal) WHERE closed_ms IS NULL;
+      CREATE INDEX shifts_opened ON shifts (opened_ms);
+      CREATE TABLE manager_pin (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        hash TEXT NOT NULL,
+        salt TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL
+      );
+      CREATE TABLE pin_guard (
+        terminal TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until_ms INTEGER NOT NULL DEFAULT 0
+      );
+    `,
+  },
+  {
     // Contract §2 `kind`: a one-merchant sale is created, queried and closed with basic Native
     // (`single`); every order before this migration had 2–10 sub-orders (`combine`).
     version: 8,
