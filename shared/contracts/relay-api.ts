@@ -39,8 +39,16 @@ export interface SubOrder {
   state: OrderState;
 }
 
+/**
+ * Contract §2: `single` = a one-merchant sale paid with basic Native, `combine` = 2–10 merchants
+ * paid with combined payment. `combine_out_trade_no` is the relay's order id for both.
+ */
+export type OrderKind = 'single' | 'combine';
+
 export interface Order {
   combine_out_trade_no: string;
+  /** Always set by this relay; absent only in objects from a relay older than single sales (read: combine). */
+  kind?: OrderKind;
   state: OrderState;
   /** fen */
   total_amount: number;
