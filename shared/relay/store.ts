@@ -118,6 +118,7 @@ export class OrderStore {
       // read. New transaction ids are merged over the known ones, never replacing them.
       change: db.prepare(`UPDATE orders SET state = @state, paid_at = @paid_at, paid_ms = @paid_ms, closed_at = @closed_at,
         version = version + 1, updated_ms = @now, cursor = @cursor,
+        paid_via = CASE WHEN @state = 'SUCCESS' THEN @via ELSE paid_via END,
         transaction_ids = CASE WHEN @ids IS NULL THEN transaction_ids ELSE json_patch(COALESCE(transaction_ids, '{}'), @ids) END
         WHERE combine_out_trade_no = @no AND (@key IS NULL OR sub_key = @key) AND state IN ${OPEN_SQL} AND state != @state`),
       txid: db.prepare('INSERT OR IGNORE INTO order_transactions (transaction_id, combine_out_trade_no) VALUES (?, ?)'),
@@ -243,6 +244,8 @@ export class OrderStore {
       paid_ms: paidMs,
       closed_at: t.state === 'CLOSED' ? new Date(now).toISOString() : null,
       now, cursor, ids: ids.length ? JSON.stringify(Object.fromEntries(ids)) : null,
+      // How the payment became known (order timeline): only the notification path passes a key.
+      via: key !== null ? 'notification' : 'query',
     }).changes;
     if (changed === 0) return null;
     // Transaction ids findable by number search (exact or prefix, indexed).
