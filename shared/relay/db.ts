@@ -208,10 +208,16 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     `,
   },
   {
+    // Contract §2 `kind`: a one-merchant sale is created, queried and closed with basic Native
+    // (`single`); every order before this migration had 2–10 sub-orders (`combine`).
+    version: 8,
+    sql: `ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'combine' CHECK (kind IN ('combine','single'));`,
+  },
+  {
     // Counter operations (order timeline, shifts, manager PIN). How a payment became known rides
     // on the order row the change rewrites anyway (no extra page per notification); what the
     // terminals report (slip/receipt printed) and closes/refunds in the audit log are found by order.
-    version: 8,
+    version: 9,
     sql: `
       ALTER TABLE orders ADD COLUMN paid_via TEXT;
       CREATE TABLE order_events (
@@ -251,13 +257,12 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
-  {
-    // Contract §2 `kind`: a one-merchant sale is created, queried and closed with basic Native
-    // (`single`); every order before this migration had 2–10 sub-orders (`combine`).
-    version: 8,
-    sql: `ALTER TABLE orders ADD COLUMN kind TEXT NOT NULL DEFAULT 'combine' CHECK (kind IN ('combine','single'));`,
-  },
 ];
+
+// Versions must rise one by one: two parts adding "the next" migration at once must not both ship.
+MIGRATIONS.forEach((m, i) => {
+  if (m.version !== i + 1) throw new Error(`relay migrations: entry ${i} has version ${m.version}, expected ${i + 1}`);
+});
 
 /** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */
 export const ORDER_HORIZON_MS = 8 * 86_400_000;
