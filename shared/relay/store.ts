@@ -2,7 +2,7 @@
  * Orders in SQLite: rows ↔ contract objects, and every state change in one transaction
  * together with its change-feed row (the cursor terminals resume from).
  */
-import type { Alert, Order, OrderCreation, OrderState, SubOrder } from '../contracts/relay-api';
+import type { Alert, Order, OrderCreation, OrderKind, OrderState, SubOrder } from '../contracts/relay-api';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
 
@@ -15,6 +15,8 @@ const NUMBER_HITS = 1000;
 
 export interface OrderRow {
   combine_out_trade_no: string;
+  /** `single`: basic Native with the one merchant's keys; `combine`: the initiator's combined order. */
+  kind: OrderKind;
   state: OrderState;
   total_amount: number;
   description: string | null;
@@ -44,7 +46,7 @@ export interface OrderRow {
 }
 
 /** What an Order is built from (request_json and scheduling columns stay in the database). */
-const ORDER_COLUMNS = `combine_out_trade_no, state, total_amount, description, code_url, created_at, expires_at, paid_at, closed_at,
+const ORDER_COLUMNS = `combine_out_trade_no, kind, state, total_amount, description, code_url, created_at, expires_at, paid_at, closed_at,
   terminal, creation, error_code, error_message, version, cursor, transaction_ids, updated_ms`;
 
 /** What a sub-order was created with (its state and transaction id live on the order row). */
@@ -60,7 +62,7 @@ export interface SubOrderRow {
 const SUB_COLUMNS = 'out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach';
 
 export interface NewOrder {
-  row: Omit<OrderRow, 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message' | 'cursor' | 'transaction_ids'>;
+  row: Omit<OrderRow, 'kind' | 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message' | 'cursor' | 'transaction_ids'> & { kind?: OrderKind };
   subs: SubOrderRow[];
 }
 
@@ -107,12 +109,14 @@ export class OrderStore {
       get: db.prepare('SELECT * FROM orders WHERE combine_out_trade_no = ?'),
       subs: db.prepare(`SELECT ${SUB_COLUMNS} FROM sub_orders WHERE combine_out_trade_no = ? ORDER BY idx`),
       byKey: db.prepare('SELECT * FROM orders WHERE terminal = ? AND idempotency_key = ?'),
-      insert: db.prepare(`INSERT INTO orders (combine_out_trade_no, state, total_amount, description, created_at, created_ms, expires_at, expires_ms,
+      insert: db.prepare(`INSERT INTO orders (combine_out_trade_no, kind, state, total_amount, description, created_at, created_ms, expires_at, expires_ms,
         updated_ms, terminal, creation, idempotency_key, request_hash, request_json, watch, next_check_ms, sub_key)
-        VALUES (@combine_out_trade_no, @state, @total_amount, @description, @created_at, @created_ms, @expires_at, @expires_ms,
+        VALUES (@combine_out_trade_no, @kind, @state, @total_amount, @description, @created_at, @created_ms, @expires_at, @expires_ms,
         @updated_ms, @terminal, @creation, @idempotency_key, @request_hash, @request_json, @watch, @next_check_ms, @sub_key)`),
       insertSub: db.prepare(`INSERT INTO sub_orders (out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach, state)
         VALUES (@out_trade_no, @combine_out_trade_no, @idx, @mchid, @description, @amount, @attach, 'NOTPAY')`),
+      // A basic Native notification names the sub-order (its out_trade_no), not the relay's order.
+      subByNo: db.prepare(`SELECT ${SUB_COLUMNS} FROM sub_orders WHERE out_trade_no = ?`),
       // The one state change: only from a non-final state; with @key (the notification path)
       // only when the stored sub-orders equal it, checked in the WHERE clause without a prior
       // read. New transaction ids are merged over the known ones, never replacing them.
@@ -171,6 +175,7 @@ export class OrderStore {
       combine_out_trade_no: r.combine_out_trade_no,
       state: r.state,
       total_amount: r.total_amount,
+      kind: r.kind ?? 'combine',
       description: r.description,
       code_url: r.code_url,
       created_at: r.created_at,
@@ -207,13 +212,18 @@ export class OrderStore {
   /** Recorded before WeChat Pay is called, so a crash or timeout never loses track of it. */
   insert(o: NewOrder): void {
     this.db.transaction(() => {
-      this.s.insert.run({ ...o.row, sub_key: subKey(o.subs) });
+      this.s.insert.run({ ...o.row, kind: o.row.kind ?? 'combine', sub_key: subKey(o.subs) });
       for (const s of o.subs) this.s.insertSub.run(s);
     })();
   }
 
   markCreated(no: string, codeUrl: string, now = Date.now()): void {
     const cursor = this.seq + 1;
+  /** The sub-order with this number (a basic Native order's out_trade_no), if it is ours. */
+  subByNo(outTradeNo: string): SubOrderRow | undefined {
+    return this.s.subByNo.get(outTradeNo) as SubOrderRow | undefined;
+  }
+
     if (this.s.created.run(codeUrl, now, cursor, no).changes === 0) return;
     this.seq = cursor;
     this.emit(no, cursor);
