@@ -4,7 +4,7 @@
  */
 import type {
   CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult,
-  TradeBillRequest, TradeBillResponse,
+  NativeOrderResult, NativeRequest, NativeResponse, TradeBillRequest, TradeBillResponse,
 } from '../wechatpay/models';
 import type { TradeBillStream } from '../wechatpay/bill-parser';
 import { classify, MerchantKeysMissingError, ValidationError, WechatPayError } from '../wechatpay/errors';
@@ -17,6 +17,10 @@ export interface PayClient extends MerchantClient<ParsedNotification> {
   combineNative(req: CombineNativeRequest): Promise<CombineNativeResponse>;
   combineQuery(combineOutTradeNo: string): Promise<CombineOrderResult>;
   combineClose(combineOutTradeNo: string, req: CombineCloseRequest): Promise<void>;
+  /** Basic Native (a one-merchant sale), as this merchant: create, query, close. */
+  createNative(req: NativeRequest): Promise<NativeResponse>;
+  queryNative(outTradeNo: string): Promise<NativeOrderResult>;
+  closeNative(outTradeNo: string): Promise<void>;
   applyTradeBill(req: TradeBillRequest): Promise<TradeBillResponse>;
   /** Download → gunzip → SHA1 check → parse, streaming. */
   downloadTradeBill(res: TradeBillResponse, opts?: { gzip?: boolean }): TradeBillStream;
