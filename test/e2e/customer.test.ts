@@ -22,7 +22,8 @@ const LOGO = 'data:image/svg+xml;base64,' + Buffer.from(
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pos-e2e-customer-'));
-  stack = await startStack({ dir, services: { customerThanksMs: 3_000 } });
+  // PAYERROR comes with no notification: the relay learns it by query (after 1 s here).
+  stack = await startStack({ dir, queryAfterSeconds: 1, services: { customerThanksMs: 3_000 } });
   await stack.services.saveSettings({ store_name: '老王面馆', store_logo: LOGO });
   app = await openApp(stack.webUrl);
   customer = await openPage(stack.customerUrl);
@@ -75,6 +76,28 @@ describe('customer display', () => {
     await shot(c, 'customer-paid');
     await c.locator('[data-testid=customer][data-phase=idle]').waitFor({ timeout: 15_000 });
     expect(customer.errors).toEqual([]);
+    await page.keyboard.press('Enter'); // new sale
+  });
+
+  it('a payment that fails shows the customer to ask the cashier, then idle', async () => {
+    const { page } = app;
+    await page.locator('[data-testid=cashier]').waitFor();
+    await page.keyboard.type('8');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.type('2');
+    await page.keyboard.press('Enter');
+    await page.locator('[data-testid=qr][data-ready="1"]').waitFor();
+    const no = (await page.locator('[data-testid=order-view]').getAttribute('data-order'))!;
+    const order = await relayOrder(stack.relayUrl, stack.cashierToken, no);
+    const c = customer.page;
+    await c.locator('[data-testid=customer][data-phase=waiting] [data-testid=qr][data-ready="1"]').waitFor({ timeout: 15_000 });
+    expect(await readScreenQr(c)).toBe(order.code_url);
+    await sandboxPay(stack.sandboxUrl, order.code_url!, { outcome: 'PAYERROR' });
+    await c.locator('[data-testid=customer][data-phase=failed]').waitFor({ timeout: 15_000 });
+    expect(await c.locator('[data-testid=customer-failed]').textContent()).toBe('支付未成功，请联系收银员');
+    await shot(c, 'customer-failed');
+    await c.locator('[data-testid=customer][data-phase=idle]').waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Escape');
   });
 
   it('the cashier\'s own browser session opens /customer too; English follows the language setting', async () => {
