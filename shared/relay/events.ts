@@ -229,7 +229,9 @@ export class EventHub {
     for (let i = 0; i < rows.length; i += SLICE) {
       if (i > 0) await yieldLoop();
       // Sub-orders never change after creation: reading them now matches the rows' moment.
-      for (const r of rows.slice(i, i + SLICE)) out.push(fn(this.store.toOrder(r), r));
+      const slice = rows.slice(i, i + SLICE);
+      const orders = this.store.toOrders(slice);
+      slice.forEach((r, k) => out.push(fn(orders[k]!, r)));
     }
     return out;
   }
