@@ -257,6 +257,40 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    // Refunds per sub-order (refund-store.ts): recorded before WeChat Pay is called; the
+    // sub-order index serves the remaining-amount check, the partial index the follower.
+    version: 10,
+    sql: `
+      CREATE TABLE refunds (
+        out_refund_no TEXT PRIMARY KEY,
+        combine_out_trade_no TEXT NOT NULL REFERENCES orders (combine_out_trade_no),
+        out_trade_no TEXT NOT NULL,
+        mchid TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        total INTEGER NOT NULL,
+        reason TEXT,
+        status TEXT NOT NULL CHECK (status IN ('PENDING','PROCESSING','SUCCESS','CLOSED','ABNORMAL','FAILED')),
+        refund_id TEXT,
+        created_at TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        success_time TEXT,
+        terminal TEXT NOT NULL,
+        idempotency_key TEXT,
+        request_hash TEXT NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        watch INTEGER NOT NULL DEFAULT 1,
+        next_check_ms INTEGER NOT NULL,
+        check_attempts INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (terminal, idempotency_key)
+      );
+      CREATE INDEX refunds_order ON refunds (combine_out_trade_no);
+      CREATE INDEX refunds_sub ON refunds (out_trade_no);
+      CREATE INDEX refunds_created ON refunds (created_ms);
+      CREATE INDEX refunds_due ON refunds (next_check_ms) WHERE watch = 1;
+    `,
+  },
 ];
 
 // Versions must rise one by one: two parts adding "the next" migration at once must not both ship.
