@@ -37,6 +37,48 @@ export interface SubOrder {
   attach?: string;
   transaction_id: string | null;
   state: OrderState;
+  /** fen refunded to the buyer (SUCCESS refunds of this sub-order); 0 when none. */
+  refunded_amount?: number;
+  /** Extension, fen: what a new refund may still take (paid minus refunds not CLOSED); 0 unless paid. */
+  refundable_amount?: number;
+}
+
+/** Refund status (contract §2); a refund the relay recorded but WeChat Pay has not confirmed yet reads PROCESSING. */
+export type RefundStatus = 'PROCESSING' | 'SUCCESS' | 'CLOSED' | 'ABNORMAL';
+
+export interface Refund {
+  out_refund_no: string;
+  /** the order's combine_out_trade_no */
+  order: string;
+  /** the refunded sub-order */
+  out_trade_no: string;
+  /** the sub-order's merchant, which signs the refund */
+  mchid: string;
+  /** fen */
+  amount: number;
+  reason: string | null;
+  status: RefundStatus;
+  /** WeChat Pay's refund number, once it answered */
+  refund_id: string | null;
+  created_at: string;
+  success_time: string | null;
+  /** the manager terminal that asked for it */
+  terminal: string;
+  /** Extension: the last failure code while WeChat Pay's answer is awaited (e.g. TIMEOUT), else null. */
+  error_code?: string | null;
+}
+
+export interface CreateRefundRequest {
+  /** the sub-order to refund */
+  out_trade_no: string;
+  /** fen, positive, at most what is left of that sub-order */
+  amount: number;
+  /** ≤ 80 characters, shown to the buyer */
+  reason?: string;
+}
+
+export interface RefundsResponse {
+  refunds: Refund[];
 }
 
 /**
@@ -61,6 +103,8 @@ export interface Order {
   /** name of the terminal that created it */
   terminal: string;
   sub_orders: SubOrder[];
+  /** Refunds of its sub-orders, oldest first (contract §2). */
+  refunds?: Refund[];
   /** Extension: PENDING until WeChat answered create, FAILED when it refused. */
   creation?: OrderCreation;
   /** Extension: WeChat's error code when creation failed. */
@@ -97,6 +141,9 @@ export interface ErrorBody {
   retry_after_seconds?: number;
   /** Extension, 502 UPSTREAM_*: WeChat Pay's own error code. */
   upstream_code?: string | null;
+  /** Extension, 409 REFUND_EXCEEDS_PAID: fen still refundable of that sub-order, and what was paid. */
+  remaining_amount?: number;
+  paid_amount?: number;
   /** Extension, 502 on create: the order as recorded (creation FAILED, error_code set). */
   order?: Order;
 }
@@ -110,7 +157,10 @@ export type MismatchKind =
   | 'UNKNOWN_ORDER'        // in the bill, unknown here
   | 'NOT_PAID_LOCALLY'     // in the bill as paid, not SUCCESS here
   | 'AMOUNT_MISMATCH'      // both sides know it, amounts differ
-  | 'MCHID_MISMATCH';      // in a different sub-merchant's bill than recorded
+  | 'MCHID_MISMATCH'       // in a different sub-merchant's bill than recorded
+  | 'REFUND_MISSING_IN_BILL' // refunded here (SUCCESS or PROCESSING, initiated that day), no refund row in the merchant's bill
+  | 'REFUND_UNKNOWN'       // a refund row in the bill whose out_refund_no is unknown here (or was refused here)
+  | 'REFUND_AMOUNT_MISMATCH'; // both sides know the refund, amounts (or merchant) differ
 
 export interface BillMismatch {
   kind: MismatchKind;
@@ -122,6 +172,8 @@ export interface BillMismatch {
   local_amount: number | null;
   /** fen, from the bill */
   bill_amount: number | null;
+  /** Refund mismatches: the refund's number. */
+  out_refund_no?: string;
   message: string;
 }
 

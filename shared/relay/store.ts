@@ -172,6 +172,30 @@ export class OrderStore {
   }
 
   toOrder(r: OrderRow, subs: SubOrderRow[] = this.subRows(r.combine_out_trade_no)): Order {
+    const order = this.buildOrder(r, subs);
+    for (const d of this.decorators) d(order);
+    return order;
+  }
+
+  /** What else an order object carries (refund-store.ts: `refunds`, `refunded_amount`). */
+  private readonly decorators: ((order: Order) => void)[] = [];
+  decorate(fn: (order: Order) => void): void {
+    this.decorators.push(fn);
+  }
+
+  /**
+   * Something the order object carries changed (a refund): new version and feed cursor, inside
+   * the caller's transaction; null for an unknown order. Emit the Change after the commit.
+   */
+  touchInTx(no: string, now = Date.now()): Change | null {
+    const cursor = this.seq + 1;
+    const st = this.cachedStatement('UPDATE orders SET version = version + 1, updated_ms = ?, cursor = ? WHERE combine_out_trade_no = ?');
+    if (st.run(now, cursor, no).changes === 0) return null;
+    this.seq = cursor;
+    return lazyChange(cursor, () => this.get(no)!);
+  }
+
+  private buildOrder(r: OrderRow, subs: SubOrderRow[]): Order {
     const ids = r.transaction_ids ? (JSON.parse(r.transaction_ids) as Record<string, string>) : null;
     return {
       combine_out_trade_no: r.combine_out_trade_no,
