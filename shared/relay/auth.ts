@@ -11,6 +11,8 @@ export type Role = 'cashier' | 'manager';
 export interface TerminalIdentity {
   name: string;
   role: Role;
+  /** A cashier terminal acting as manager through a live manager-PIN elevation. */
+  elevated?: boolean;
 }
 
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -33,6 +35,8 @@ export function createTerminal(db: Db, name: string, role: string): string {
 
 export class Authenticator {
   private readonly stmt;
+  /** Checks an `X-Manager-Elevation` value for a cashier terminal (manager PIN, pin.ts). */
+  elevations: ((terminal: string, elevation: string | undefined) => boolean) | null = null;
   constructor(db: Db) {
     this.stmt = db.prepare('SELECT name, role FROM terminals WHERE token_hash = ? AND revoked_at IS NULL');
   }
@@ -46,11 +50,19 @@ export class Authenticator {
     return (this.stmt.get(hashToken(m[1]!)) as TerminalIdentity | undefined) ?? null;
   }
 
-  require(header: string | undefined, role: Role = 'cashier'): TerminalIdentity {
+  /**
+   * `elevation`: the request's `X-Manager-Elevation` header. A cashier terminal carrying a live
+   * elevation given to it (manager PIN) passes a manager check, marked `elevated`.
+   */
+  require(header: string | undefined, role: Role = 'cashier', elevation?: string | string[]): TerminalIdentity {
     const who = this.identify(header);
     if (!who) throw new RelayError(401, 'UNAUTHORIZED', 'missing or invalid bearer token');
     // Managers can do everything cashiers can.
-    if (role === 'manager' && who.role !== 'manager') throw new RelayError(403, 'FORBIDDEN', 'this needs a manager terminal');
+    if (role === 'manager' && who.role !== 'manager') {
+      const e = typeof elevation === 'string' ? elevation : undefined;
+      if (e && this.elevations?.(who.name, e)) return { name: who.name, role: 'manager', elevated: true };
+      throw new RelayError(403, 'FORBIDDEN', 'this needs a manager terminal');
+    }
     return who;
   }
 }

@@ -7,6 +7,7 @@ import { WechatPayClient, type ClientOverrides } from '../wechatpay/client';
 import { MerchantClients } from '../wechatpay/merchant-keys';
 import { Authenticator, createTerminal, type Role } from './auth';
 import { BillService } from './bills';
+import { CounterRoutes } from './counter-routes';
 import { openDb } from './db';
 import { startCheckpointer } from './checkpoint';
 import { EventHub } from './events';
@@ -62,7 +63,8 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });
   const bills = new BillService({ db, clients, credentials, log, publish: (e) => hub.publish(e), maxMismatches: config.billMaxMismatches });
-  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, limits: config, beforeDbClose: () => checkpointer.stop() });
+  const counter = new CounterRoutes({ db, store, auth, merchants: () => credentials.subMerchants });
+  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, counter, limits: config, beforeDbClose: () => checkpointer.stop() });
   let url: string;
   try {
     url = await server.listen(config.host, config.port);

@@ -11,6 +11,7 @@ import { ORDER_STATES } from '../contracts/relay-api';
 import { beijingDate, isCalendarDate } from '../wechatpay/time';
 import type { Authenticator } from './auth';
 import type { BillService } from './bills';
+import type { CounterRoutes } from './counter-routes';
 import { validateBillDate } from './bills';
 import type { Db } from './db';
 import { BadRequest, RelayError } from './errors';
@@ -32,6 +33,8 @@ export interface RelayParts {
   bills: BillService;
   credentials: Credentials;
   log: Logger;
+  /** Counter operations: timeline, shifts, reports, manager PIN (counter-routes.ts). */
+  counter?: CounterRoutes;
   /** Runs after in-flight work finished, before the database closes. */
   beforeDbClose?: () => Promise<void>;
   /** RELAY_HEADERS_TIMEOUT_MS, RELAY_BODY_TIMEOUT_MS, RELAY_MAX_CONNECTIONS (defaults as there). */
@@ -184,6 +187,8 @@ export class RelayServer {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (!path.startsWith('/v1/')) throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
     const auth = req.headers.authorization;
+    // A cashier terminal unlocked with the manager PIN (pin.ts) passes manager checks with this.
+    const elev = req.headers['x-manager-elevation'];
     const q = url.searchParams;
 
     if (path === '/v1/events') {
@@ -228,29 +233,32 @@ export class RelayServer {
         return sendJson(res, 200, q.get('sync') === '1' ? await p.orders.sync(no) : p.orders.get(no));
       }
       if (m[2] && method === 'POST') {
-        const who = p.auth.require(auth, 'manager');
+        const who = p.auth.require(auth, 'manager', elev);
         return sendJson(res, 200, await p.orders.close(no, who.name));
       }
     }
     if (path === '/v1/bills/trade' && method === 'POST') {
-      const who = p.auth.require(auth, 'manager');
+      const who = p.auth.require(auth, 'manager', elev);
       const date = validateBillDate(await jsonBody(req));
       return sendJson(res, 200, await p.bills.run(date, who.name));
     }
     if (path === '/v1/alerts' && method === 'GET') {
-      p.auth.require(auth, 'manager');
+      p.auth.require(auth, 'manager', elev);
       return sendJson(res, 200, { alerts: p.orders.store.alerts(intParam('limit', q.get('limit'), 1, 1000) ?? 200) });
     }
     if (path === '/v1/takings' && method === 'GET') {
       p.auth.require(auth);
       const date = q.get('date') ?? beijingDate(Date.now());
       const start = dayStart('date', date)!;
+      // Sales counted once each (not once per sub-order): see reports.ts.
+      if (p.counter) return sendJson(res, 200, { date, ...p.counter.reports.takings(start) });
       const names = new Map(p.credentials.subMerchants.map((s) => [s.mchid, s.name]));
       const rows = new Map(p.orders.store.takings(start).map((r) => [r.mchid, r]));
       const merchants = p.credentials.subMerchants.map((s) => ({ mchid: s.mchid, name: s.name, amount: rows.get(s.mchid)?.amount ?? 0, count: rows.get(s.mchid)?.count ?? 0 }));
       for (const [mchid, r] of rows) if (!names.has(mchid)) merchants.push({ mchid, name: mchid, amount: r.amount, count: r.count });
       return sendJson(res, 200, { date, merchants });
     }
+    if (p.counter && (await p.counter.handle(req, res, path, q, sendJson, jsonBody))) return;
     throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
   }
 

@@ -1,0 +1,89 @@
+/**
+ * An order's timeline, from what the relay keeps: the order row (creation, payment and how it
+ * became known, close), the events terminals report (slip/receipt printed, reprints), the audit
+ * log entries naming the order (closes by whom or `auto`, refunds, …) and refunds when a refund
+ * ledger exists. Everything is found by the order number through an index.
+ */
+import type { OrderEventRequest, OrderTimeline, TimelineEntry } from '../contracts/counter-api';
+import type { Db } from './db';
+import { BadRequest, RelayError } from './errors';
+
+export interface TimelineRefund {
+  at: string;
+  by: string | null;
+  detail: Record<string, unknown>;
+}
+
+export function validOrderEvent(body: unknown): OrderEventRequest {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (b.type !== 'printed') throw new BadRequest('type', 'must be "printed"');
+  if (b.kind !== 'slip' && b.kind !== 'receipt') throw new BadRequest('kind', 'must be "slip" or "receipt"');
+  if (b.reprint !== undefined && typeof b.reprint !== 'boolean') throw new BadRequest('reprint', 'must be true or false');
+  for (const k of Object.keys(b)) if (!['type', 'kind', 'reprint'].includes(k)) throw new BadRequest(k, 'is not a field of an order event');
+  return { type: 'printed', kind: b.kind, reprint: b.reprint === true };
+}
+
+interface Row {
+  combine_out_trade_no: string;
+  state: string;
+  created_at: string;
+  paid_at: string | null;
+  closed_at: string | null;
+  terminal: string;
+  creation: string;
+  error_code: string | null;
+  error_message: string | null;
+  transaction_ids: string | null;
+  paid_via: string | null;
+}
+
+export class Timeline {
+  constructor(private readonly db: Db, private readonly refunds?: () => ((no: string) => TimelineRefund[]) | null) {}
+
+  record(no: string, terminal: string, e: OrderEventRequest, now = Date.now()): void {
+    const exists = this.db.prepare('SELECT 1 FROM orders WHERE combine_out_trade_no = ?').get(no);
+    if (!exists) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    this.db.prepare('INSERT INTO order_events (combine_out_trade_no, at, terminal, type, detail) VALUES (?, ?, ?, ?, ?)')
+      .run(no, new Date(now).toISOString(), terminal, e.type, JSON.stringify({ kind: e.kind, reprint: e.reprint }));
+  }
+
+  get(no: string): OrderTimeline {
+    const o = this.db.prepare(`SELECT combine_out_trade_no, state, created_at, paid_at, closed_at, terminal, creation, error_code, error_message,
+      transaction_ids, paid_via FROM orders WHERE combine_out_trade_no = ?`).get(no) as Row | undefined;
+    if (!o) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    const entries: TimelineEntry[] = [{ at: o.created_at, type: 'created', by: o.terminal, detail: {} }];
+    // When WeChat Pay answered create is not kept: the outcome is shown at the creation time.
+    if (o.creation === 'CREATED') entries.push({ at: o.created_at, type: 'qr_issued', by: 'wechatpay', detail: {} });
+    if (o.creation === 'FAILED') entries.push({ at: o.created_at, type: 'create_failed', by: 'wechatpay', detail: { code: o.error_code, message: o.error_message } });
+    for (const e of this.db.prepare('SELECT at, terminal, type, detail FROM order_events WHERE combine_out_trade_no = ? ORDER BY id').all(no) as
+      { at: string; terminal: string; type: string; detail: string | null }[]) {
+      entries.push({ at: e.at, type: e.type as TimelineEntry['type'], by: e.terminal, detail: e.detail ? JSON.parse(e.detail) : {} });
+    }
+    if (o.state === 'SUCCESS' && o.paid_at) {
+      // Orders paid before paid_via existed say `unknown` rather than guess.
+      entries.push({ at: o.paid_at, type: 'paid', by: 'wechatpay', detail: { via: o.paid_via ?? 'unknown', transaction_ids: o.transaction_ids ? JSON.parse(o.transaction_ids) : {} } });
+    }
+    let closer: string | null = null;
+    for (const a of this.db.prepare("SELECT at, terminal, action, detail FROM audit_log WHERE target = ? ORDER BY id").all(no) as
+      { at: string; terminal: string; action: string; detail: string | null }[]) {
+      const detail = a.detail ? (JSON.parse(a.detail) as Record<string, unknown>) : {};
+      if (a.action === 'close') {
+        if (detail.outcome === 'CLOSED') {
+          closer ??= a.terminal;
+          continue;
+        }
+        entries.push({ at: a.at, type: 'close_refused', by: a.terminal, detail });
+      } else {
+        entries.push({ at: a.at, type: a.action.startsWith('refund') ? 'refund' : 'audit', by: a.terminal, detail: { action: a.action, ...detail } });
+      }
+    }
+    if (o.state === 'CLOSED' && o.closed_at) {
+      // A close with no audit entry: WeChat Pay reported it closed (a query) or creation failed outright.
+      entries.push({ at: o.closed_at, type: 'closed', by: closer ?? (o.creation === 'FAILED' ? o.terminal : 'wechatpay'), detail: {} });
+    }
+    const refunds = this.refunds?.();
+    if (refunds) for (const r of refunds(no)) entries.push({ at: r.at, type: 'refund', by: r.by, detail: r.detail });
+    entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return { combine_out_trade_no: no, entries };
+  }
+}
