@@ -3,6 +3,7 @@
  * interface, and how client errors become contract errors (502 `UPSTREAM_<code>`).
  */
 import type {
+  RefundRequest, RefundResult,
   CombineCloseRequest, CombineNativeRequest, CombineNativeResponse, CombineOrderResult,
   NativeOrderResult, NativeRequest, NativeResponse, TradeBillRequest, TradeBillResponse,
 } from '../wechatpay/models';
@@ -17,6 +18,9 @@ export interface PayClient extends MerchantClient<ParsedNotification> {
   combineNative(req: CombineNativeRequest): Promise<CombineNativeResponse>;
   combineQuery(combineOutTradeNo: string): Promise<CombineOrderResult>;
   combineClose(combineOutTradeNo: string, req: CombineCloseRequest): Promise<void>;
+  /** Refunds of this merchant's own sub-orders (it signs; refund.ts). */
+  createRefund(req: RefundRequest): Promise<RefundResult>;
+  queryRefund(outRefundNo: string): Promise<RefundResult>;
   /** Basic Native (a one-merchant sale), as this merchant: create, query, close. */
   createNative(req: NativeRequest): Promise<NativeResponse>;
   queryNative(outTradeNo: string): Promise<NativeOrderResult>;
