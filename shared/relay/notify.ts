@@ -1,19 +1,22 @@
 /**
  * POST /wechatpay/notify: raw body (size-limited) → verify signature on those bytes, timestamp
- * window, probes refused (client.parseNotification) → decrypt → check against the stored
+ * window, probes refused (clients.parseNotifyRequest) → decrypt → check against the stored
  * order → ONE transaction: notification id under a UNIQUE key + state change only from a
  * non-final state. Concurrent duplicates therefore apply exactly once and push once.
+ * A combined sale's payment names the order (combine_out_trade_no); a single sale's basic
+ * payment names its one sub-order (out_trade_no), which leads to the order; then the same path.
  */
 import type { IncomingMessage } from 'node:http';
 import { DecryptionError, NotificationError, VerificationError } from '../wechatpay/errors';
-import type { CombineOrderResult } from '../wechatpay/models';
+import type { NativeOrderResult } from '../wechatpay/models';
 import type { Db } from './db';
 import type { Logger } from './log';
-import { checkCombine, checkResult, transitionOf, type OrderService, type Ours } from './orders';
+import { checkCombine, checkUpstream, nativeTransition, transitionOf, type OrderService, type Ours, type Upstream } from './orders';
 import { subKey, type Change, type OrderStore } from './store';
-import type { PayClient, PayClients } from './upstream';
+import type { PayClients } from './upstream';
 import { readBody } from './body';
 import { RelayError } from './errors';
+import type { RefundService } from './refunds';
 
 export interface NotifyOutcome {
   status: number;
@@ -25,6 +28,8 @@ const fail = (status: number, message: string): NotifyOutcome => ({ status, body
 export class NotificationHandler {
   private readonly insertNotification;
   private readonly tx;
+  /** REFUND.* notifications (refunds.ts), set by index.ts. */
+  refunds: Pick<RefundService, 'applyNotification'> | null = null;
 
   constructor(
     db: Db,
@@ -41,26 +46,36 @@ export class NotificationHandler {
     // the notification's (sub_key). Only when that changed nothing are the sub-orders read, to
     // tell "already final" (keep the id) from a mismatch or an unknown order (roll back: the id
     // is not recorded and nothing changed).
-    const apply = db.transaction((id: string, eventType: string, resource: CombineOrderResult, key: string | null): ApplyResult => {
-      const no = resource.combine_out_trade_no;
+    const apply = db.transaction((id: string, eventType: string, no: string, up: Upstream, key: string | null): ApplyResult => {
       const now = Date.now();
       if (this.insertNotification.run(id, no, eventType, new Date(now).toISOString(), 0).changes === 0) return { kind: 'duplicate' };
-      const t = transitionOf(resource);
+      const t = up.kind === 'combine' ? transitionOf(up.result) : nativeTransition(up.result);
+      // The sub-order key holds one entry for a single sale and 2–10 for a combined one, so a
+      // payment of one kind never matches an order of the other here.
       const change = key === null ? null : this.store.applyMatchingInTx(no, key, t, now);
       if (change) return { kind: 'applied', change, state: t.state };
+      const row = this.store.row(no);
       const subs = this.store.subRows(no);
-      if (subs.length === 0) throw new Refused({ kind: 'unknown' });
-      const check = checkResult(this.ours, subs, resource);
+      if (!row || subs.length === 0) throw new Refused({ kind: 'unknown' });
+      const check = checkUpstream(this.ours, row.kind, subs, up);
       if (!check.ok) throw new Refused({ kind: 'mismatch', alertKind: check.kind, message: check.message });
       return { kind: 'applied', change: null, state: t.state };
     });
     // DEFERRED is enough: the first statement is a write, so the write lock (with busy_timeout)
     // is taken before anything is read.
-    this.tx = (id: string, eventType: string, r: CombineOrderResult): ApplyResult => {
-      // combine_mchid/appid wrong: no fast path, the slow path names the mismatch.
-      const key = checkCombine(this.ours, r) ? null : subKey(r.sub_orders.map((x) => ({ mchid: x.mchid, out_trade_no: x.out_trade_no, amount: x.amount?.total_amount })));
+    this.tx = (id: string, eventType: string, no: string, up: Upstream): ApplyResult => {
+      let key: string | null;
+      if (up.kind === 'combine') {
+        // combine_mchid/appid wrong: no fast path, the slow path names the mismatch.
+        const r = up.result;
+        key = checkCombine(this.ours, r) ? null : subKey(r.sub_orders.map((x) => ({ mchid: x.mchid, out_trade_no: x.out_trade_no, amount: x.amount?.total_amount })));
+      } else {
+        // appid not ours: no fast path either (the resource's mchid/amount are in the key).
+        const r = up.result;
+        key = r.appid !== this.ours.appid ? null : subKey([{ mchid: r.mchid, out_trade_no: r.out_trade_no, amount: r.amount?.total }]);
+      }
       try {
-        return apply(id, eventType, r, key);
+        return apply(id, eventType, no, up, key);
       } catch (err) {
         if (err instanceof Refused) return err.result;
         throw err;
@@ -76,13 +91,13 @@ export class NotificationHandler {
       if (err instanceof RelayError) return fail(err.status, err.message);
       return fail(400, 'could not read the body');
     }
-    let parsed: Awaited<ReturnType<PayClient['parseNotification']>>;
+    let parsed: Awaited<ReturnType<PayClients['parseNotifyRequest']>>['parsed'];
     try {
       // Key selection among all merchants' keys by Wechatpay-Serial, decryption with the APIv3
       // key of the merchant holding it, and the check that the resource is about that merchant
-      // (merchant-keys.ts). A combine payment notification is the initiator's; the sub-orders
-      // are then checked against what we created (checkResult).
-      parsed = (await this.clients.parseNotification(req.headers, raw)).parsed;
+      // (merchant-keys.ts). A combine payment notification is the initiator's, a basic payment
+      // its merchant's; the content is then checked against what we created (checkUpstream).
+      parsed = (await this.clients.parseNotifyRequest(req.headers, raw, { kinds: NOTIFY_KINDS })).parsed;
     } catch (err) {
       if (err instanceof VerificationError) {
         this.log.warn({ code: err.code }, 'notification refused: verification');
@@ -100,12 +115,36 @@ export class NotificationHandler {
       this.log.error({ err: (err as Error).message }, 'notification handling failed');
       return fail(500, 'internal error');
     }
-    const { envelope, resource } = parsed;
-    const no = resource?.combine_out_trade_no;
-    if (typeof no !== 'string' || !Array.isArray(resource.sub_orders)) return fail(400, 'resource is not a combine order');
+    const { envelope } = parsed;
+    let no: string;
+    let up: Upstream;
+    if (parsed.kind === 'combine-transaction') {
+      no = parsed.resource.combine_out_trade_no;
+      up = { kind: 'combine', result: parsed.resource };
+    } else if (parsed.kind === 'transaction') {
+      // A basic payment names the sub-order; sub-orders never change, so this read needs no transaction.
+      const sub = this.store.subByNo(parsed.resource.out_trade_no);
+      if (!sub) return this.unknown(envelope.id, parsed.resource.out_trade_no);
+      no = sub.combine_out_trade_no;
+      up = { kind: 'single', result: parsed.resource as NativeOrderResult };
+    } else if (parsed.kind === 'refund' && this.refunds) {
+      // REFUND.*: the refund's own path (refunds.ts), its id recorded in the same table and
+      // the same transaction as the refund's change.
+      let out: { status: number; message?: string };
+      try {
+        out = this.refunds.applyNotification(parsed.envelope, parsed.resource,
+          (id, order, eventType) => this.insertNotification.run(id, order, eventType, new Date().toISOString(), 1).changes > 0);
+      } catch (err) {
+        this.log.error({ refund: parsed.resource.out_refund_no, err: (err as Error).message }, 'refund notification not stored');
+        return fail(500, 'could not store the notification');
+      }
+      return out.status < 300 ? { status: out.status } : fail(out.status, out.message ?? 'refused');
+    } else {
+      return fail(400, `notification kind ${parsed.kind} is not handled here`);
+    }
     let r: ApplyResult;
     try {
-      r = this.tx(envelope.id, envelope.event_type, resource);
+      r = this.tx(envelope.id, envelope.event_type, no, up);
     } catch (err) {
       // Not stored: answer 5xx so WeChat Pay delivers it again.
       this.log.error({ order: no, err: (err as Error).message }, 'notification not stored');
@@ -113,8 +152,7 @@ export class NotificationHandler {
     }
     switch (r.kind) {
       case 'unknown':
-        this.orders.alert('UNKNOWN_ORDER', null, `notification ${envelope.id} for unknown order ${no}`, `notify:${envelope.id}:UNKNOWN_ORDER`);
-        return fail(404, `unknown order ${no}`);
+        return this.unknown(envelope.id, no);
       case 'mismatch':
         this.orders.alert(r.alertKind, no, `notification ${envelope.id}: ${r.message}`, `notify:${envelope.id}:${r.alertKind}`);
         return fail(400, `notification does not match the order: ${r.alertKind}`);
@@ -128,7 +166,16 @@ export class NotificationHandler {
         return { status: 204 };
     }
   }
+
+  /** A payment of an order (or basic order number) we never created: alerted, 404, not recorded. */
+  private unknown(id: string, no: string): NotifyOutcome {
+    this.orders.alert('UNKNOWN_ORDER', null, `notification ${id} for unknown order ${no}`, `notify:${id}:UNKNOWN_ORDER`);
+    return fail(404, `unknown order ${no}`);
+  }
 }
+
+/** Payment notifications handled here: combined and single (basic Native) sales. */
+const NOTIFY_KINDS = ['combine-transaction', 'transaction', 'refund'] as const;
 
 /** Thrown inside the transaction to roll it back with an answer. */
 class Refused extends Error {
