@@ -1,17 +1,22 @@
 /**
  * Order lifecycle against WeChat Pay: create (recorded first, then sent), query/sync, close
  * with the local 5-minute rule, and the checks that WeChat's view matches what we created.
+ *
+ * Two kinds of sale (contract §2): `combine` (2–10 merchants) is created, queried and closed by
+ * the initiator with the combine endpoints; `single` (one merchant) with basic Native, signed
+ * with that merchant's own keys, `out_trade_no` = its one sub-order's number. Everything else
+ * (recording, idempotency, checks, the 5-minute rule, the reconciler) is the same path.
  */
 import type { Credentials } from '../wechatpay/credentials';
-import type { CombineNativeRequest, CombineOrderResult } from '../wechatpay/models';
+import type { CombineNativeRequest, CombineOrderResult, NativeOrderResult, NativeRequest, TradeState } from '../wechatpay/models';
 import { formatBeijing, parseRfc3339 } from '../wechatpay/time';
 import { classify } from '../wechatpay/errors';
-import type { Order, OrderState } from '../contracts/relay-api';
+import type { Order, OrderKind, OrderState } from '../contracts/relay-api';
 import type { Logger } from './log';
 import { RelayError } from './errors';
 import { newCombineOutTradeNo, subOutTradeNo } from './ids';
 import type { OrderRow, OrderStore, SubOrderRow, Transition } from './store';
-import { errorCode, isAmbiguous, isNotFound, upstreamError, type PayClient, type PayClients } from './upstream';
+import { errorCode, isAmbiguous, isNotFound, merchantKeysMissing, upstreamError, type PayClient, type PayClients } from './upstream';
 import { requestHash, validateCreateOrder, type ValidOrderInput } from './validate';
 
 export interface OrderServiceOptions {
@@ -30,16 +35,59 @@ export interface OrderServiceOptions {
 
 export type Check = { ok: true; transition: Transition } | { ok: false; kind: string; message: string };
 
+/** WeChat's view of one of our sales, from the API of its kind (query answer or notification). */
+export type Upstream = { kind: 'combine'; result: CombineOrderResult } | { kind: 'single'; result: NativeOrderResult };
+
 const FINAL = new Set<OrderState>(['SUCCESS', 'CLOSED', 'PAYERROR']);
 
-/** Combine state from the sub-orders' trade_state: all-or-nothing payment (reference §0). */
-export function combinedState(result: CombineOrderResult): OrderState {
-  const states = result.sub_orders.map((s) => s.trade_state);
+/** Order state from trade_state values: all-or-nothing payment (reference §0); one value for basic. */
+function stateOf(states: readonly TradeState[]): OrderState {
   if (states.length > 0 && states.every((s) => s === 'SUCCESS' || s === 'REFUND')) return 'SUCCESS';
   if (states.some((s) => s === 'CLOSED' || s === 'REVOKED')) return 'CLOSED';
   if (states.some((s) => s === 'PAYERROR')) return 'PAYERROR';
   if (states.some((s) => s === 'USERPAYING')) return 'USERPAYING';
   return 'NOTPAY';
+}
+
+/** Combine state from the sub-orders' trade_state: all-or-nothing payment (reference §0). */
+export function combinedState(result: CombineOrderResult): OrderState {
+  return stateOf(result.sub_orders.map((s) => s.trade_state));
+}
+
+/** A basic order's transition: its state, success time and the one transaction id. */
+export function nativeTransition(r: NativeOrderResult): Transition {
+  const t = r.success_time ? parseRfc3339(r.success_time)?.getTime() : undefined;
+  return { state: stateOf([r.trade_state]), paidMs: t ?? null, transactionIds: new Map([[r.out_trade_no, r.transaction_id ?? null]]) };
+}
+
+/**
+ * The anti-fake-notice rule for a single sale: a basic order of OUR appid, about the very
+ * sub-order and merchant we created it for, for the amount we created. A basic answer cannot
+ * pay a combined order's sub-order, nor a combine answer a single sale.
+ */
+export function checkNative(ours: Ours, kind: OrderKind, sub: SubOrderRow, r: NativeOrderResult): Check {
+  if (kind !== 'single') return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `${r.out_trade_no} is a sub-order of combined order ${sub.combine_out_trade_no}, not a basic order` };
+  if (r.out_trade_no !== sub.out_trade_no) return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `basic order ${r.out_trade_no}, expected ${sub.out_trade_no}` };
+  // A query answer may leave appid out (only the notification schema requires it); when given it must be ours.
+  if (r.appid !== undefined && r.appid !== ours.appid) return { ok: false, kind: 'APPID_MISMATCH', message: `appid ${r.appid} is not ours` };
+  if (r.mchid !== sub.mchid) return { ok: false, kind: 'MCHID_MISMATCH', message: `${r.out_trade_no}: mchid ${r.mchid}, created for ${sub.mchid}` };
+  const total = r.amount?.total;
+  const paid = r.trade_state === 'SUCCESS' || r.trade_state === 'REFUND';
+  // An unpaid query answer may lack amount.total; a payment never does.
+  if (total === undefined ? paid : total !== sub.amount) {
+    return { ok: false, kind: 'AMOUNT_MISMATCH', message: `${r.out_trade_no}: amount ${total ?? '(none)'} fen, created for ${sub.amount} fen` };
+  }
+  return { ok: true, transition: nativeTransition(r) };
+}
+
+/** Whichever kind WeChat's view is, checked against the order as created (its kind included). */
+export function checkUpstream(ours: Ours, kind: OrderKind, subs: SubOrderRow[], up: Upstream): Check {
+  if (up.kind === 'single') {
+    if (subs.length !== 1) return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `a basic order cannot answer for an order of ${subs.length} sub-orders` };
+    return checkNative(ours, kind, subs[0]!, up.result);
+  }
+  if (kind !== 'combine') return { ok: false, kind: 'SUB_ORDERS_MISMATCH', message: `combined order ${up.result.combine_out_trade_no} answers for a single-merchant sale` };
+  return checkResult(ours, subs, up.result);
 }
 
 /** Who we are, as a notification or query result must say. */
@@ -121,6 +169,9 @@ export class OrderService {
   /** POST /v1/orders. Returns the order; a retry with the same Idempotency-Key gets the same one. */
   async create(terminal: string, body: unknown, idempotencyKey: string | null): Promise<Order> {
     const input = validateCreateOrder(body, this.mchids, this.o.defaultExpireMinutes);
+    // A single sale is signed by its merchant: without its keys here it can never be created.
+    const only = input.sub_orders.length === 1 ? input.sub_orders[0]!.mchid : null;
+    if (only !== null && !this.o.clients.has(only)) throw merchantKeysMissing(only);
     const hash = requestHash(input);
     if (idempotencyKey) {
       const existing = this.o.store.byIdempotencyKey(terminal, idempotencyKey);
@@ -154,8 +205,19 @@ export class OrderService {
     const subs = input.sub_orders.map((s, idx) => ({
       out_trade_no: subOutTradeNo(no, idx), combine_out_trade_no: no, idx, mchid: s.mchid, description: s.description, amount: s.amount, attach: s.attach,
     }));
+    const kind: OrderKind = subs.length === 1 ? 'single' : 'combine';
     // The exact body is stored so any re-send is identical (WeChat refuses changed re-requests).
-    const request: CombineNativeRequest = {
+    const request: CombineNativeRequest | NativeRequest = kind === 'single' ? {
+      appid: c.appid,
+      mchid: subs[0]!.mchid,
+      description: subs[0]!.description,
+      out_trade_no: subs[0]!.out_trade_no,
+      time_expire: formatBeijing(expiresMs),
+      // As for combine: the order number lets the bill's 商户数据包 point back to it.
+      attach: subs[0]!.attach ?? no,
+      notify_url: this.o.notifyUrl,
+      amount: { total: subs[0]!.amount, currency: 'CNY' },
+    } : {
       combine_appid: c.appid,
       combine_mchid: c.mchid,
       combine_out_trade_no: no,
@@ -172,14 +234,14 @@ export class OrderService {
     };
     this.o.store.insert({
       row: {
-        combine_out_trade_no: no, state: 'NOTPAY', total_amount: subs.reduce((a, s) => a + s.amount, 0), description: input.description,
+        combine_out_trade_no: no, kind, state: 'NOTPAY', total_amount: subs.reduce((a, s) => a + s.amount, 0), description: input.description,
         created_at: new Date(now).toISOString(), created_ms: now, expires_at: new Date(expiresMs).toISOString(), expires_ms: expiresMs,
         updated_ms: now, terminal, creation: 'PENDING', idempotency_key: idempotencyKey, request_hash: hash,
         request_json: JSON.stringify(request), watch: 1, next_check_ms: now + this.o.queryAfterSeconds * 1000,
       },
       subs,
     });
-    this.o.log.info({ order: no, terminal, amount: subs.reduce((a, s) => a + s.amount, 0) }, 'order recorded');
+    this.o.log.info({ order: no, kind, terminal, amount: subs.reduce((a, s) => a + s.amount, 0) }, 'order recorded');
     return no;
   }
 
@@ -196,7 +258,9 @@ export class OrderService {
     const row = this.o.store.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     try {
-      const res = await this.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
+      const res = row.kind === 'single'
+        ? await this.singleClient(no).createNative(JSON.parse(row.request_json) as NativeRequest)
+        : await this.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
       this.o.store.markCreated(no, res.code_url);
       this.o.log.info({ order: no }, 'order created at WeChat Pay');
       return this.get(no);
@@ -215,8 +279,15 @@ export class OrderService {
    * and changes nothing.
    */
   applyResult(no: string, result: CombineOrderResult, source: string): Order {
+    return this.applyUpstream(no, { kind: 'combine', result }, source);
+  }
+
+  /** applyResult for either kind of answer (basic for a single sale). */
+  applyUpstream(no: string, up: Upstream, source: string): Order {
+    const row = this.o.store.row(no);
+    if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     const subs = this.o.store.subRows(no);
-    const check = checkResult(this.o.credentials, subs, result);
+    const check = checkUpstream(this.o.credentials, row.kind, subs, up);
     if (!check.ok) {
       this.alert(check.kind, no, `${source}: ${check.message}`, `${source}:${no}:${check.kind}`);
       throw new RelayError(502, `UPSTREAM_${check.kind}`, check.message);
@@ -234,12 +305,41 @@ export class OrderService {
     }
   }
 
+  /** The one merchant's client of a single sale (MerchantKeysMissingError when its keys are gone). */
+  private singleClient(no: string): PayClient {
+    const sub = this.o.store.subRows(no)[0];
+    if (!sub) throw new RelayError(404, 'ORDER_NOT_FOUND', `no sub-order of ${no}`);
+    return this.o.clients.get(sub.mchid);
+  }
+
+  /** WeChat's view of the order through the API of its kind (errors as the client throws them). */
+  async queryUpstream(no: string): Promise<Upstream> {
+    const row = this.o.store.row(no);
+    if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    if (row.kind === 'single') {
+      const sub = this.o.store.subRows(no)[0]!;
+      return { kind: 'single', result: await this.o.clients.get(sub.mchid).queryNative(sub.out_trade_no) };
+    }
+    return { kind: 'combine', result: await this.client.combineQuery(no) };
+  }
+
+  /** Close at WeChat Pay with the API of the order's kind (combine: exactly the sub-orders of creation). */
+  private async closeUpstream(row: OrderRow): Promise<void> {
+    const no = row.combine_out_trade_no;
+    const subs = this.o.store.subRows(no);
+    if (row.kind === 'single') return this.o.clients.get(subs[0]!.mchid).closeNative(subs[0]!.out_trade_no);
+    return this.client.combineClose(no, {
+      combine_appid: this.o.credentials.appid,
+      sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no })),
+    });
+  }
+
   /** GET /v1/orders/{no}?sync=1: ask WeChat Pay first. */
   async sync(no: string): Promise<Order> {
     const order = this.get(no);
     if (FINAL.has(order.state) || order.creation !== 'CREATED') return order;
     try {
-      return this.applyResult(no, await this.client.combineQuery(no), 'query');
+      return this.applyUpstream(no, await this.queryUpstream(no), 'query');
     } catch (err) {
       throw upstreamError(err);
     }
@@ -280,9 +380,9 @@ export class OrderService {
         retry_after_seconds: retry,
       });
     }
-    let result: CombineOrderResult | null = null;
+    let result: Upstream | null = null;
     try {
-      result = await this.client.combineQuery(no);
+      result = await this.queryUpstream(no);
     } catch (err) {
       if (!isNotFound(err)) throw upstreamError(err);
     }
@@ -291,23 +391,19 @@ export class OrderService {
       this.o.store.transition(no, { state: 'CLOSED' });
       return this.get(no);
     }
-    const after = this.applyResult(no, result, auto ? 'expiry query' : 'close query');
+    const after = this.applyUpstream(no, result, auto ? 'expiry query' : 'close query');
     if (after.state === 'SUCCESS') throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
     if (after.state === 'CLOSED') return after;
     if (after.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
-    const subs = this.o.store.subRows(no);
     try {
-      await this.client.combineClose(no, {
-        combine_appid: this.o.credentials.appid,
-        sub_orders: subs.map((s) => ({ mchid: s.mchid, out_trade_no: s.out_trade_no })),
-      });
+      await this.closeUpstream(row);
     } catch (err) {
       const kind = classify(err).kind;
       if (kind === 'ORDER_CLOSED') {
         // A second close answers ORDER_CLOSED: it is closed, which is what we wanted.
       } else if (kind === 'ORDER_PAID') {
         try {
-          this.applyResult(no, await this.client.combineQuery(no), 'close query');
+          this.applyUpstream(no, await this.queryUpstream(no), 'close query');
         } catch { /* the reconciler will query again */ }
         throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
       } else if (kind === 'USER_PAYING') {

@@ -3,6 +3,7 @@
  * After RELAY_QUERY_AFTER_SECONDS without one, an order is queried with exponential backoff
  * until final; expired orders are closed once closing is allowed; on start, orders whose
  * create never finished (crash) are re-sent identically and all others are due at once.
+ * Both kinds of sale alike: OrderService queries and closes each through the API of its kind.
  */
 import type { Logger } from './log';
 import type { OrderService } from './orders';
@@ -105,7 +106,7 @@ export class Reconciler {
         else next(this.backoff(row.check_attempts));
         return;
       }
-      this.orders.applyResult(no, result, 'query');
+      this.orders.applyUpstream(no, result, 'query');
     } finally {
       const after = this.store.row(no);
       if (after && after.watch === 1 && (after.state === 'NOTPAY' || after.state === 'USERPAYING')) {
@@ -118,7 +119,8 @@ export class Reconciler {
 
   private async queryOrNull(no: string) {
     try {
-      return await this.orders.storeClient().combineQuery(no);
+      // Combine by the initiator, a single sale with basic Native as its merchant.
+      return await this.orders.queryUpstream(no);
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;

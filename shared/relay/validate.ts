@@ -15,6 +15,9 @@ export interface ValidOrderInput {
   expire_minutes: number;
 }
 
+/** Sub-orders (merchants) in one sale: WeChat Pay's combined payment takes at most ten. */
+export const MAX_SUB_ORDERS = 10;
+
 /** Per-sub-order cap: "1000万" taken as yuan (reference §0, UNCONFIRMED unit) = 10^9 fen. */
 export const MAX_SUB_AMOUNT = 1_000_000_000;
 
@@ -65,8 +68,12 @@ export function validateCreateOrder(body: unknown, allowedMchids: Set<string>, d
   const b = body as Record<string, unknown>;
   const subs = b.sub_orders;
   if (!Array.isArray(subs)) throw new BadRequest('sub_orders', 'must be an array');
-  // Merchant-mode combine orders carry 2–10 sub-orders (reference §0).
-  if (subs.length < 2 || subs.length > 10) throw new BadRequest('sub_orders', `needs 2 to 10 sub-orders, got ${subs.length}`);
+  // One sub-order: a single-merchant sale (basic Native); 2–10: a combined sale (merchant-mode
+  // combine takes at most 10 sub-orders, reference §0). More cannot be paid with one QR code.
+  if (subs.length === 0) throw new BadRequest('sub_orders', 'needs at least one sub-order');
+  if (subs.length > MAX_SUB_ORDERS) {
+    throw new BadRequest('sub_orders', `has ${subs.length} sub-orders; one sale can pay at most ${MAX_SUB_ORDERS} merchants: split the sale into several sales of up to ${MAX_SUB_ORDERS}`);
+  }
   const sub_orders = subs.map((s, i): ValidSubOrder => {
     const f = `sub_orders[${i}]`;
     if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new BadRequest(f, 'must be an object');
