@@ -177,6 +177,9 @@ if (electron) {
   } else {
     say(`Electron binary not present and ${browser ? 'no display' : 'no Chromium'}: open this single-use start link in a browser${process.stdin.isTTY ? ' (press Enter for another one)' : ''}:`);
   }
+  // The customer display (副屏) of a browser-only counter: its own single-use link, which reaches
+  // only the customer view (no settings, no orders, no printing).
+  say(`customer display (副屏): open this single-use link on the screen facing the customer: ${host.customerLaunchUrl()}`);
   console.log(browserChild ? host.url : host.launchUrl());
   if (!browserChild && process.stdin.isTTY) {
     process.stdin.on('data', () => console.log(host.launchUrl()));
