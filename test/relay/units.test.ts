@@ -69,7 +69,8 @@ describe('create-order validation', () => {
     expect(validateCreateOrder(ok, allowed, 30).expire_minutes).toBe(30);
   });
   it('names the field at fault', () => {
-    expect(bad({ sub_orders: [ok.sub_orders[0]] })).toBe('sub_orders');
+    expect(bad({ sub_orders: [] })).toBe('sub_orders');
+    expect(validateCreateOrder({ sub_orders: [ok.sub_orders[0]] }, allowed, 30).sub_orders).toHaveLength(1);
     expect(bad({ sub_orders: Array(11).fill(ok.sub_orders[0]) })).toBe('sub_orders');
     expect(bad({ sub_orders: [ok.sub_orders[0], { ...ok.sub_orders[1], mchid: '999' }] })).toBe('sub_orders[1].mchid');
     expect(bad({ sub_orders: [ok.sub_orders[0], { ...ok.sub_orders[1], amount: 1.5 }] })).toBe('sub_orders[1].amount');
