@@ -15,7 +15,7 @@ import type { Db } from './db';
 
 /** Where refunds come from, once the relay records them (refunds module). Absent: figures say "not available". */
 export interface RefundLedger {
-  /** Successful refunds in [fromMs, toMs), of orders made at `terminal` when given, per merchant. */
+  /** Successful refunds made in [fromMs, toMs) (at `terminal` when given), per merchant. */
   totals(fromMs: number, toMs: number, terminal?: string): { mchid: string; count: number; amount: number }[];
 }
 
@@ -64,14 +64,28 @@ export class Reports {
     return new Map(this.d.merchants().map((m) => [m.mchid, m.name]));
   }
 
+  /**
+   * A shift's sales: its terminal's orders created within the shift and paid (by the time of the
+   * report). By creation, not payment time: WeChat Pay's success time has whole seconds, and a sale
+   * belongs to the cashier who made it even when the customer pays a moment after the handover.
+   */
+  private shiftSales(terminal: string, fromMs: number, toMs: number): { totals: ReportTotals; merchants: { mchid: string; count: number; amount: number }[] } {
+    const where = "FROM orders o INDEXED BY orders_terminal WHERE o.terminal = ? AND o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS'";
+    const t = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(o.total_amount), 0) AS amount ${where}`).get(terminal, fromMs, toMs) as ReportTotals;
+    const merchants = this.d.db.prepare(`SELECT s.mchid AS mchid, COUNT(DISTINCT o.combine_out_trade_no) AS count, SUM(s.amount) AS amount
+      ${where.replace('WHERE', 'JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no WHERE')} GROUP BY s.mchid`).all(terminal, fromMs, toMs) as
+      { mchid: string; count: number; amount: number }[];
+    return { totals: { count: t.count, amount: t.amount }, merchants };
+  }
+
   private totals(fromMs: number, toMs: number, terminal?: string): ReportTotals {
     const r = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(o.total_amount), 0) AS amount ${PAID}${terminal !== undefined ? ' AND o.terminal = ?' : ''}`)
       .get(...[fromMs, toMs, ...(terminal !== undefined ? [terminal] : [])]) as ReportTotals;
     return { count: r.count, amount: r.amount };
   }
 
-  private perMerchant(fromMs: number, toMs: number, terminal?: string): MerchantFigures[] {
-    const rows = this.d.db.prepare(`SELECT s.mchid AS mchid, COUNT(DISTINCT o.combine_out_trade_no) AS count, SUM(s.amount) AS amount
+  private perMerchant(fromMs: number, toMs: number, terminal?: string, given?: { mchid: string; count: number; amount: number }[]): MerchantFigures[] {
+    const rows = given ?? this.d.db.prepare(`SELECT s.mchid AS mchid, COUNT(DISTINCT o.combine_out_trade_no) AS count, SUM(s.amount) AS amount
       FROM orders o INDEXED BY orders_paid_success JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no
       WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?${terminal !== undefined ? ' AND o.terminal = ?' : ''} GROUP BY s.mchid`)
       .all(...[fromMs, toMs, ...(terminal !== undefined ? [terminal] : [])]) as { mchid: string; count: number; amount: number }[];
@@ -103,8 +117,9 @@ export class Reports {
   shift(shift: Shift, nowMs = Date.now()): ShiftReport {
     const from = Date.parse(shift.opened_at);
     const to = shift.closed_at ? Date.parse(shift.closed_at) : nowMs;
-    const sales = this.totals(from, to, shift.terminal);
-    const merchants = this.perMerchant(from, to, shift.terminal);
+    const made = this.shiftSales(shift.terminal, from, to);
+    const sales = made.totals;
+    const merchants = this.perMerchant(from, to, shift.terminal, made.merchants);
     const refunds = this.refundFigures(merchants);
     const open = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(total_amount), 0) AS amount FROM orders INDEXED BY orders_open
       WHERE state IN ('NOTPAY','USERPAYING') AND creation != 'FAILED' AND terminal = ?`).get(shift.terminal) as ReportTotals;

@@ -37,6 +37,14 @@ interface Row {
   paid_via: string | null;
 }
 
+function rank(e: TimelineEntry): number {
+  if (e.type === 'created') return 0;
+  if (e.type === 'qr_issued' || e.type === 'create_failed') return 1;
+  if (e.type === 'printed' && e.detail.kind === 'slip') return 2;
+  if (e.type === 'paid' || e.type === 'closed') return 3;
+  return 4;
+}
+
 export class Timeline {
   constructor(private readonly db: Db, private readonly refunds?: () => ((no: string) => TimelineRefund[]) | null) {}
 
@@ -83,7 +91,10 @@ export class Timeline {
     }
     const refunds = this.refunds?.();
     if (refunds) for (const r of refunds(no)) entries.push({ at: r.at, type: 'refund', by: r.by, detail: r.detail });
-    entries.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    // WeChat Pay's success_time has whole seconds: within one second the logical order decides
+    // (the slip is printed before the payment, the receipt after it).
+    const sec = (e: TimelineEntry) => e.at.slice(0, 19);
+    entries.sort((a, b) => (sec(a) < sec(b) ? -1 : sec(a) > sec(b) ? 1 : rank(a) - rank(b)));
     return { combine_out_trade_no: no, entries };
   }
 }
