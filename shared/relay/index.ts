@@ -17,6 +17,8 @@ import { OrderService } from './orders';
 import { Reconciler } from './reconcile';
 import { RelayServer } from './server';
 import { OrderStore } from './store';
+import { RefundStore } from './refund-store';
+import { RefundService } from './refunds';
 import type { PayClient, PayClients } from './upstream';
 import type { RelayConfig } from './config';
 
@@ -59,12 +61,20 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     onAlert: (a) => hub.alert(a),
   });
   const notify = new NotificationHandler(db, store, orders, clients, credentials, config.notifyMaxBytes, log);
+  // Refunds per sub-order, each signed by that sub-order's own merchant (refunds.ts).
+  const refundStore = new RefundStore(db, store);
+  const refunds = new RefundService({
+    store, refunds: refundStore, clients, log, notifyUrl: `${config.publicUrl}/wechatpay/notify`,
+    queryAfterSeconds: config.queryAfterSeconds, tickMs: config.reconcileTickMs,
+    alert: (kind, no, message, key) => orders.alert(kind, no, message, key),
+  });
+  notify.refunds = refunds;
   const reconciler = new Reconciler(store, orders, log, {
     queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
   });
   const bills = new BillService({ db, clients, credentials, log, publish: (e) => hub.publish(e), maxMismatches: config.billMaxMismatches });
-  const counter = new CounterRoutes({ db, store, auth, merchants: () => credentials.subMerchants });
-  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, credentials, log, counter, limits: config, beforeDbClose: () => checkpointer.stop() });
+  const counter = new CounterRoutes({ db, store, auth, merchants: () => credentials.subMerchants, refundLedger: () => refundStore });
+  const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, refunds, credentials, log, counter, limits: config, beforeDbClose: () => checkpointer.stop() });
   let url: string;
   try {
     url = await server.listen(config.host, config.port);
@@ -74,6 +84,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     throw err;
   }
   reconciler.start();
+  refunds.start();
   log.info({
     url, mchid: credentials.mchid, sub_merchants: credentials.subMerchants.length,
     // Who can act for itself here (bills, refunds, single sales); the others sell in combined orders only.

@@ -20,6 +20,7 @@ import type { Logger } from './log';
 import type { NotificationHandler } from './notify';
 import type { OrderService } from './orders';
 import type { Reconciler } from './reconcile';
+import type { RefundService } from './refunds';
 import { readBody } from './body';
 import { validIdempotencyKey } from './validate';
 
@@ -31,6 +32,8 @@ export interface RelayParts {
   hub: EventHub;
   reconciler: Reconciler;
   bills: BillService;
+  /** Refunds (refunds.ts); optional so older wiring still builds. */
+  refunds?: RefundService;
   credentials: Credentials;
   log: Logger;
   /** Counter operations: timeline, shifts, reports, manager PIN (counter-routes.ts). */
@@ -225,6 +228,20 @@ export class RelayServer {
       });
       return sendJson(res, 200, { orders });
     }
+    const rm = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})\/refunds$/.exec(path);
+    if (rm && method === 'POST' && p.refunds) {
+      const who = p.auth.require(auth, 'manager');
+      const key = validIdempotencyKey(req.headers['idempotency-key']);
+      const body = await jsonBody(req);
+      return sendJson(res, 201, await p.refunds.create(who.name, rm[1]!, body, key));
+    }
+    if (path === '/v1/refunds' && method === 'GET' && p.refunds) {
+      p.auth.require(auth, 'manager');
+      const status = q.get('status');
+      if (status !== null && !['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'].includes(status)) throw new BadRequest('status', 'must be one of PROCESSING, SUCCESS, CLOSED, ABNORMAL');
+      const start = dayStart('date', q.get('date') ?? beijingDate(Date.now()))!;
+      return sendJson(res, 200, { refunds: p.refunds.list(start, status, intParam('limit', q.get('limit'), 1, 1000) ?? 500) });
+    }
     const m = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})(\/close)?$/.exec(path);
     if (m) {
       const no = m[1]!;
@@ -270,6 +287,7 @@ export class RelayServer {
     this.http.closeIdleConnections();
     this.p.hub.close();
     await this.p.reconciler.stop();
+    await this.p.refunds?.stop();
     if (this.inflight > 0) {
       await Promise.race([new Promise<void>((r) => { this.idle = r; }), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     }
