@@ -66,9 +66,10 @@ export class NotificationHandler {
     this.tx = (id: string, eventType: string, no: string, up: Upstream): ApplyResult => {
       let key: string | null;
       if (up.kind === 'combine') {
-        // combine_mchid/appid wrong: no fast path, the slow path names the mismatch.
+        // combine_mchid/appid wrong, or fewer than two sub-orders (never a combined sale's, and
+        // its key could equal a single sale's): no fast path, the slow path names the mismatch.
         const r = up.result;
-        key = checkCombine(this.ours, r) ? null : subKey(r.sub_orders.map((x) => ({ mchid: x.mchid, out_trade_no: x.out_trade_no, amount: x.amount?.total_amount })));
+        key = checkCombine(this.ours, r) || r.sub_orders.length < 2 ? null : subKey(r.sub_orders.map((x) => ({ mchid: x.mchid, out_trade_no: x.out_trade_no, amount: x.amount?.total_amount })));
       } else {
         // appid not ours: no fast path either (the resource's mchid/amount are in the key).
         const r = up.result;
