@@ -52,13 +52,17 @@ export interface EnvOptions {
   client?: { timeoutMs?: number; maxRetries?: number };
   /** Sandbox init: key modes of the initiator and of each participant ('none' = no folder). */
   init?: InitOptions;
+  /** Sandbox refunds: PROCESSING → final delay (ms) and minimum seconds between two refunds of a sub-order. */
+  refundDelayMs?: number;
+  refundMinIntervalSeconds?: number;
 }
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'relay-e2e-'));
   const init = await initSandbox(dir, o.init);
   const { merchantDir } = init;
-  const sandbox = await startSandbox({ dir, port: 0, timeScale: o.timeScale ?? 600, closeMinAgeSeconds: o.sandboxCloseMinAgeSeconds ?? o.closeMinAgeSeconds ?? 300 });
+  const sandbox = await startSandbox({ dir, port: 0, timeScale: o.timeScale ?? 600, closeMinAgeSeconds: o.sandboxCloseMinAgeSeconds ?? o.closeMinAgeSeconds ?? 300,
+    refundDelayMs: o.refundDelayMs, refundMinIntervalSeconds: o.refundMinIntervalSeconds });
   const port = await freePort();
   const config = loadRelayConfig({
     WECHATPAY_CREDENTIALS_DIR: merchantDir,
