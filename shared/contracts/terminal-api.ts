@@ -15,6 +15,11 @@ export type {
   Order, OrderCreation, OrderState, ReconciliationReport, RelayEvent, RelayEventType, SubMerchantInfo, SubOrder,
 } from './relay-api';
 export { FINAL_STATES, ORDER_STATES } from './relay-api';
+export type {
+  DayEndBillStatus, DayEndMerchant, DayEndReport, ManagerPinStatus, MerchantFigures, OrderTimeline, RefundFigures, ReportTotals, Shift,
+  ShiftReport, TimelineEntry,
+} from './counter-api';
+import type { DayEndReport, ManagerPinStatus, OrderTimeline, Shift, ShiftReport } from './counter-api';
 
 export type Language = 'zh-CN' | 'en';
 export type PaperWidth = 58 | 80;
@@ -91,8 +96,10 @@ export type Role = 'cashier' | 'manager';
 export interface SessionInfo {
   terminal: string | null;
   role: Role | null;
-  /** Whether the manager token is set and valid (manager screen available). */
+  /** Whether the manager screen is available: manager terminal, valid manager token, or a live PIN unlock. */
   manager: boolean;
+  /** Until when a manager-PIN unlock of this cashier terminal lasts (ISO), or null when there is none. */
+  manager_until?: string | null;
   relay_url: string;
   /** The sandbox's phone page when running on the embedded default, else null. */
   sandbox_url: string | null;
@@ -105,6 +112,8 @@ export type ConnectionState = 'connecting' | 'online' | 'offline' | 'unauthorize
 
 export interface OrderQuery {
   state?: OrderState;
+  /** Orders of this terminal only. */
+  terminal?: string;
   older_than_minutes?: number;
   /** order number, or part of it */
   q?: string;
@@ -113,7 +122,8 @@ export interface OrderQuery {
   limit?: number;
 }
 
-export type PrintKind = 'slip' | 'receipt';
+/** `shift`: a shift report (its job's `combine_out_trade_no` is `shift-<id>`). */
+export type PrintKind = 'slip' | 'receipt' | 'shift';
 
 export type PrintJobState = 'queued' | 'printing' | 'done' | 'failed';
 export type PrinterFailure = 'offline' | 'timeout' | 'refused' | 'error';
@@ -243,14 +253,41 @@ export interface TerminalApi {
   testPrint(): Promise<TestPrintResult>;
   /** Asks the printer its real-time status (DLE EOT). */
   printerStatus(): Promise<PrinterStatus>;
+  /** Everything that happened to an order (relay `GET /v1/orders/{no}/timeline`). */
+  orderTimeline(combineOutTradeNo: string): Promise<OrderTimeline>;
+  /** This terminal's open shift, or null. */
+  currentShift(): Promise<Shift | null>;
+  /** Opens a shift on this terminal (cashier's name optional, ≤ 20 characters). */
+  openShift(cashier?: string): Promise<Shift>;
+  /** Closes this terminal's open shift; the report is printed (job in `job`, null when printing could not start). */
+  closeShift(): Promise<{ report: ShiftReport; job: PrintJob | null }>;
+  /** A shift's report (stored at close; live while open). */
+  shiftReport(shiftId: number): Promise<ShiftReport>;
+  /** Prints a shift's report again (marked REPRINT). */
+  printShiftReport(shiftId: number): Promise<PrintJob>;
+  /** The manager's day-end report (Beijing day). */
+  dayEnd(date: string): Promise<DayEndReport>;
+  /** A report as CSV made by the relay (UTF-8, starts with U+FEFF so Excel reads Chinese), for the screen to save. */
+  exportCsv(what: CsvExport): Promise<{ filename: string; content: string }>;
+  /** Whether the manager PIN is set (manager only). */
+  managerPinStatus(): Promise<ManagerPinStatus>;
+  /** Sets or replaces the manager PIN, 4–8 digits (a manager terminal or manager token only). */
+  setManagerPin(pin: string): Promise<ManagerPinStatus>;
+  /** Unlocks the manager screen on this cashier terminal for a few minutes; the elevation stays in the terminal services. */
+  unlockManager(pin: string): Promise<{ expires_at: string }>;
+  /** Ends a PIN unlock at once. */
+  lockManager(): Promise<void>;
 }
+
+export type CsvExport = { kind: 'shift'; id: number } | { kind: 'day-end'; date: string };
 
 export type TerminalMethod = keyof TerminalApi;
 
 export const TERMINAL_METHODS: readonly TerminalMethod[] = [
   'session', 'getSettings', 'saveSettings', 'listMerchants', 'createOrder', 'getOrder', 'listOrders', 'openOrders',
   'closeOrder', 'reconcileBills', 'listAlerts', 'takings', 'print', 'printJobs', 'retryPrint', 'customerPhoneUrl',
-  'presentOrder', 'testPrint', 'printerStatus',
+  'presentOrder', 'testPrint', 'printerStatus', 'orderTimeline', 'currentShift', 'openShift', 'closeShift', 'shiftReport',
+  'printShiftReport', 'dayEnd', 'exportCsv', 'managerPinStatus', 'setManagerPin', 'unlockManager', 'lockManager',
 ];
 
 /** IPC channel of each method (`pos:<method>`), and the one event channel. */

@@ -9,6 +9,8 @@ import { TerminalError, toErrorBody } from './errors';
 
 const orderNo = z.string().regex(/^[0-9A-Za-z_-]{1,64}$/, 'order number must be 1-64 of [0-9A-Za-z_-]');
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be yyyy-MM-dd');
+const shiftId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const pin = z.string().regex(/^\d{4,8}$/, 'PIN must be 4 to 8 digits');
 
 const createOrderRequest = z.object({
   sub_orders: z.array(z.object({
@@ -25,6 +27,7 @@ const orderQuery = z.object({
   state: z.enum(ORDER_STATES as [string, ...string[]]).optional(),
   older_than_minutes: z.number().int().min(0).max(100_000).optional(),
   q: z.string().max(64).optional(),
+  terminal: z.string().max(64).optional(),
   date: day.optional(),
   limit: z.number().int().min(1).max(1000).optional(),
 }).strict();
@@ -50,6 +53,21 @@ const PARAMS: Record<TerminalMethod, [z.ZodType[], number]> = {
   presentOrder: [[orderNo.nullable()], 1],
   testPrint: [[], 0],
   printerStatus: [[], 0],
+  orderTimeline: [[orderNo], 1],
+  currentShift: [[], 0],
+  openShift: [[z.string().max(20, 'cashier: at most 20 characters')], 0],
+  closeShift: [[], 0],
+  shiftReport: [[shiftId], 1],
+  printShiftReport: [[shiftId], 1],
+  dayEnd: [[day], 1],
+  exportCsv: [[z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('shift'), id: shiftId }).strict(),
+    z.object({ kind: z.literal('day-end'), date: day }).strict(),
+  ])], 1],
+  managerPinStatus: [[], 0],
+  setManagerPin: [[pin], 1],
+  unlockManager: [[pin], 1],
+  lockManager: [[], 0],
 };
 
 export function isTerminalMethod(m: unknown): m is TerminalMethod {

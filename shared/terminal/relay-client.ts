@@ -9,6 +9,7 @@ import type {
   AlertsResponse, CreateOrderRequest, ErrorBody, MerchantsResponse, Order, OrdersResponse, ReconciliationReport, RelayEvent,
 } from '../contracts/relay-api';
 import type { ConnectionState, DailyTakings, OrderQuery, Role } from '../contracts/terminal-api';
+import type { DayEndReport, ManagerElevation, ManagerPinStatus, OrderEventRequest, OrderTimeline, Shift, ShiftReport } from '../contracts/counter-api';
 import { TerminalError } from './errors';
 
 export interface RelayClientOptions {
@@ -16,6 +17,8 @@ export interface RelayClientOptions {
   token: string;
   /** Manager calls use this token when set (a cashier terminal unlocked for a manager). */
   managerToken?: string;
+  /** Without a manager token: a live manager-PIN elevation sent with manager calls (`X-Manager-Elevation`). */
+  elevation?: () => string | null;
   timeoutMs?: number;
 }
 
@@ -33,6 +36,8 @@ export class RelayClient {
     const token = opts.manager && this.opts.managerToken ? this.opts.managerToken : this.opts.token;
     if (!token) throw new TerminalError('UNCONFIGURED', 'terminal_token is not set in the settings', { field: 'terminal_token' });
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json', ...opts.headers };
+    const elevation = opts.manager && !this.opts.managerToken ? this.opts.elevation?.() : null;
+    if (elevation) headers['x-manager-elevation'] = elevation;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -113,6 +118,75 @@ export class RelayClient {
 
   takings(date: string): Promise<DailyTakings> {
     return this.call('GET', `/v1/takings?date=${encodeURIComponent(date)}`);
+  }
+
+  orderTimeline(no: string): Promise<OrderTimeline> {
+    return this.call('GET', `/v1/orders/${encodeURIComponent(no)}/timeline`);
+  }
+
+  orderEvent(no: string, e: OrderEventRequest): Promise<{ ok: true }> {
+    return this.call('POST', `/v1/orders/${encodeURIComponent(no)}/events`, { body: e });
+  }
+
+  openShift(cashier: string): Promise<Shift> {
+    return this.call('POST', '/v1/shifts', { body: { cashier } });
+  }
+
+  async currentShift(): Promise<Shift | null> {
+    return (await this.call<{ shift: Shift | null }>('GET', '/v1/shifts/current')).shift;
+  }
+
+  closeShift(id: number): Promise<ShiftReport> {
+    // Its own shift: as this terminal (the shift names who closed it).
+    return this.call('POST', `/v1/shifts/${id}/close`, { body: {} });
+  }
+
+  shiftReport(id: number): Promise<ShiftReport> {
+    return this.call('GET', `/v1/shifts/${id}/report`, { manager: true });
+  }
+
+  dayEnd(date: string): Promise<DayEndReport> {
+    return this.call('GET', `/v1/reports/day-end?date=${encodeURIComponent(date)}`, { manager: true });
+  }
+
+  /** A report's CSV as the relay made it (bytes decoded as UTF-8: the BOM stays as U+FEFF). */
+  async csv(path: string): Promise<string> {
+    const token = this.opts.managerToken || this.opts.token;
+    if (!this.baseUrl || !token) throw new TerminalError('UNCONFIGURED', 'relay_url or terminal_token is not set in the settings', { field: 'relay_url' });
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/csv' };
+    const elevation = !this.opts.managerToken ? this.opts.elevation?.() : null;
+    if (elevation) headers['x-manager-elevation'] = elevation;
+    let res: Response;
+    try {
+      res = await fetch(this.baseUrl + path, { headers, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw new TerminalError('RELAY_UNREACHABLE', `relay unreachable at ${this.baseUrl}: ${(err as Error).message}`);
+    }
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (!res.ok) {
+      let e: Partial<ErrorBody> = {};
+      try { e = JSON.parse(bytes.toString('utf8')) as ErrorBody; } catch { /* not JSON */ }
+      throw new TerminalError(e.code ?? `HTTP_${res.status}`, e.message ?? `relay answered ${res.status}`, { field: e.field, status: res.status });
+    }
+    // TextDecoder would drop the BOM; Buffer keeps it as U+FEFF.
+    return bytes.toString('utf8');
+  }
+
+  pinStatus(): Promise<ManagerPinStatus> {
+    return this.call('GET', '/v1/manager/pin', { manager: true });
+  }
+
+  setPin(pin: string): Promise<ManagerPinStatus> {
+    // The PIN is the manager's own: never with an elevation (the relay refuses that anyway).
+    return this.call('PUT', '/v1/manager/pin', { body: { pin }, manager: true, headers: {} });
+  }
+
+  unlock(pin: string): Promise<ManagerElevation> {
+    return this.call('POST', '/v1/manager/unlock', { body: { pin } });
+  }
+
+  lock(elevation: string): Promise<{ ok: true }> {
+    return this.call('POST', '/v1/manager/lock', { body: {}, headers: { 'x-manager-elevation': elevation } });
   }
 
   events(opts: Omit<RelayEventsOptions, 'baseUrl' | 'token'> = {}): RelayEvents {

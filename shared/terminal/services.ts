@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import type { Alert, CreateOrderRequest, Order, ReconciliationReport, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
 import { FINAL_STATES } from '../contracts/relay-api';
 import type {
-  ConnectionState, CustomerView, DailyTakings, OrderQuery, PrinterStatus, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings,
+  ConnectionState, CsvExport, CustomerView, DailyTakings, OrderQuery, PrinterStatus, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings,
   SettingsUpdate, TerminalApi, TerminalEvent, TestPrintResult,
 } from '../contracts/terminal-api';
+import type { DayEndReport, ManagerPinStatus, OrderTimeline, Shift, ShiftReport } from '../contracts/counter-api';
 import { CustomerFeed } from './customer-feed';
 import { TerminalError } from './errors';
 import { renderEscPos } from './printing/escpos';
@@ -72,6 +73,10 @@ class Services implements TerminalServices {
   private readonly orders = new Map<string, Order>();
   private readonly receiptPending = new Set<string>();
   private readonly feed: CustomerFeed;
+  /** A manager-PIN unlock of this cashier terminal: held here only, never handed to a screen. */
+  private elevation: { value: string; expiresMs: number } | null = null;
+  /** Print jobs already reported to the relay's order timeline. */
+  private readonly reported = new Set<string>();
   connection: ConnectionState = 'connecting';
 
   constructor(private readonly opts: TerminalServicesOptions) {
@@ -92,7 +97,10 @@ class Services implements TerminalServices {
       wanted: (job) => this.slipStillWanted(job),
     });
     this.feed = new CustomerFeed({ settings: () => this.store.get(), thanksMs: opts.customerThanksMs });
-    this.queue.on('job', (job) => this.emit({ type: 'print.job', job }));
+    this.queue.on('job', (job) => {
+      this.emit({ type: 'print.job', job });
+      this.reportPrinted(job);
+    });
   }
 
   /**
@@ -113,6 +121,21 @@ class Services implements TerminalServices {
       }
     }
     return !FINAL_STATES.includes(o.state) && !(Date.parse(o.expires_at) <= Date.now());
+  }
+
+  /** A slip or receipt that came out goes into the order's timeline at the relay (best effort). */
+  private reportPrinted(job: PrintJob): void {
+    if (job.state !== 'done' || job.kind === 'shift' || this.reported.has(job.id)) return;
+    this.reported.add(job.id);
+    if (this.reported.size > 5000) this.reported.delete(this.reported.values().next().value!);
+    this.relay.orderEvent(job.combine_out_trade_no, { type: 'printed', kind: job.kind, reprint: job.reprint })
+      .catch(() => undefined); // the timeline then lacks this line; the paper is what matters
+  }
+
+  private liveElevation(): string | null {
+    if (this.elevation && this.elevation.expiresMs > Date.now()) return this.elevation.value;
+    this.elevation = null;
+    return null;
   }
 
   customerView(): CustomerView {
@@ -138,7 +161,10 @@ class Services implements TerminalServices {
     this.events?.close();
     this.me = null;
     this.managerOk = null;
-    this.relay = new RelayClient({ baseUrl: s.relay_url, token: s.terminal_token, managerToken: s.manager_token || undefined });
+    this.elevation = null;
+    this.relay = new RelayClient({
+      baseUrl: s.relay_url, token: s.terminal_token, managerToken: s.manager_token || undefined, elevation: () => this.liveElevation(),
+    });
     this.events = this.relay.events({ heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs });
     this.events.on('state', (st) => {
       this.connection = st;
@@ -211,8 +237,9 @@ class Services implements TerminalServices {
       }
       manager = !!this.managerOk;
     }
+    const elevated = !manager && this.liveElevation() !== null;
     return {
-      terminal, role, manager, relay_url: s.relay_url,
+      terminal, role, manager: manager || elevated, manager_until: elevated ? new Date(this.elevation!.expiresMs).toISOString() : null, relay_url: s.relay_url,
       sandbox_url: this.opts.sandboxUrl ? `${this.opts.sandboxUrl.replace(/\/+$/, '')}/sandbox` : null,
       shell: this.opts.shell ?? 'web',
       connection: s.relay_url && s.terminal_token ? this.connection : 'unconfigured',
@@ -368,6 +395,70 @@ class Services implements TerminalServices {
     if (s.printer === 'preview') return { printer: s.printer, state: 'preview', raw: [], message: null, checked_at };
     const a = await queryPrinterStatus(s.printer, Math.min(this.opts.printTimeoutMs ?? 3_000, 3_000));
     return { printer: s.printer, state: a.state, raw: a.raw, message: a.message, checked_at };
+  }
+
+  orderTimeline(no: string): Promise<OrderTimeline> {
+    return this.relay.orderTimeline(no);
+  }
+
+  currentShift(): Promise<Shift | null> {
+    return this.relay.currentShift();
+  }
+
+  openShift(cashier?: string): Promise<Shift> {
+    return this.relay.openShift((cashier ?? this.store.get().cashier_name ?? '').trim());
+  }
+
+  async closeShift(): Promise<{ report: ShiftReport; job: PrintJob | null }> {
+    const shift = await this.relay.currentShift();
+    if (!shift) throw new TerminalError('NO_OPEN_SHIFT', 'no shift is open on this terminal');
+    const report = await this.relay.closeShift(shift.id);
+    // The report is closed at the relay whatever happens to the paper: a printing problem shows on the job.
+    const job = await this.queue.enqueueShift(report, false).catch((err: unknown) => {
+      bug('the shift report', err);
+      return null;
+    });
+    return { report, job };
+  }
+
+  shiftReport(id: number): Promise<ShiftReport> {
+    return this.relay.shiftReport(id);
+  }
+
+  async printShiftReport(id: number): Promise<PrintJob> {
+    const report = await this.relay.shiftReport(id);
+    // Printed before (closing prints it): this paper is a reprint.
+    return this.queue.enqueueShift(report, true);
+  }
+
+  dayEnd(date: string): Promise<DayEndReport> {
+    return this.relay.dayEnd(date);
+  }
+
+  async exportCsv(what: CsvExport): Promise<{ filename: string; content: string }> {
+    if (what.kind === 'shift') return { filename: `shift-${what.id}.csv`, content: await this.relay.csv(`/v1/shifts/${what.id}/report?format=csv`) };
+    return { filename: `day-end-${what.date}.csv`, content: await this.relay.csv(`/v1/reports/day-end?date=${encodeURIComponent(what.date)}&format=csv`) };
+  }
+
+  managerPinStatus(): Promise<ManagerPinStatus> {
+    return this.relay.pinStatus();
+  }
+
+  setManagerPin(pin: string): Promise<ManagerPinStatus> {
+    return this.relay.setPin(pin);
+  }
+
+  async unlockManager(pin: string): Promise<{ expires_at: string }> {
+    const e = await this.relay.unlock(pin);
+    this.elevation = { value: e.elevation, expiresMs: Date.parse(e.expires_at) };
+    // Only the end time reaches the screen; the elevation itself stays here.
+    return { expires_at: e.expires_at };
+  }
+
+  async lockManager(): Promise<void> {
+    const e = this.elevation;
+    this.elevation = null;
+    if (e) await this.relay.lock(e.value).catch(() => undefined); // it expires at the relay anyway
   }
 
   async close(): Promise<void> {

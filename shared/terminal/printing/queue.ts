@@ -18,16 +18,20 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Order } from '../../contracts/relay-api';
 import type { PrintJob, PrintKind } from '../../contracts/terminal-api';
+import type { ShiftReport } from '../../contracts/counter-api';
 import { TerminalError } from '../errors';
 import { writeJsonAtomic, type StoredSettings } from '../settings';
 import { renderEscPos } from './escpos';
 import { renderPreview } from './preview';
 import { buildReceipt } from './receipt';
+import { buildShiftReport } from './shift-report';
 import { classifyPrinterError, sendToPrinter, type SendOptions } from './transport';
 
 interface JobRecord {
   job: PrintJob;
+  /** The order of a slip or receipt; for a shift report (kind `shift`) its report instead. */
   order: Order;
+  shift?: ShiftReport;
   merchantNames: Record<string, string>;
   /** Bytes may have reached the printer in an earlier attempt: the next paper is marked REPRINT. */
   mayHavePrinted?: boolean;
@@ -36,7 +40,8 @@ interface JobRecord {
 function isJobRecord(r: unknown): r is JobRecord {
   const x = r as JobRecord | null;
   return !!x && typeof x === 'object' && !!x.job && typeof x.job.id === 'string' && typeof x.job.state === 'string'
-    && typeof x.job.created_at === 'string' && !!x.order && typeof x.order.combine_out_trade_no === 'string'
+    && typeof x.job.created_at === 'string'
+    && (x.job.kind === 'shift' ? !!x.shift && typeof x.shift.shift?.id === 'number' : !!x.order && typeof x.order.combine_out_trade_no === 'string')
     && !!x.merchantNames && typeof x.merchantNames === 'object';
 }
 
@@ -110,6 +115,23 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     return this.run(rec, false);
   }
 
+  /**
+   * A shift report (kind `shift`, `combine_out_trade_no` = `shift-<id>`): same queue, same rules
+   * (one at a time, no automatic second paper after an ambiguous failure, REPRINT when printed again).
+   */
+  enqueueShift(report: ShiftReport, reprint: boolean): Promise<PrintJob> {
+    const job: PrintJob = {
+      id: randomUUID(), kind: 'shift', combine_out_trade_no: `shift-${report.shift.id}`, reprint, state: 'queued',
+      attempts: 0, failure: null, message: null, created_at: new Date().toISOString(), retry_at: null,
+    };
+    // A report job has no order (isJobRecord checks `shift` for this kind).
+    const rec: JobRecord = { job, order: null as unknown as Order, shift: report, merchantNames: {} };
+    this.records.push(rec);
+    this.trim();
+    this.changed(rec);
+    return this.run(rec, false);
+  }
+
   /** The cashier's "print again" of a failed job (after an ambiguous failure: marked REPRINT). */
   retry(id: string): Promise<PrintJob> {
     const rec = this.records.find((r) => r.job.id === id);
@@ -145,7 +167,8 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     }
     const s = this.opts.settings();
     const reprint = rec.job.reprint || !!rec.mayHavePrinted;
-    const doc = buildReceipt({ kind: rec.job.kind, order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language,
+    const doc = rec.shift ? buildShiftReport({ report: rec.shift, reprint, width: s.paper_width, language: s.language, storeName: s.store_name, storeAddress: s.store_address })
+      : buildReceipt({ kind: rec.job.kind as 'slip' | 'receipt', order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language,
       storeName: s.store_name, storeAddress: s.store_address, cashierName: s.cashier_name,
     });
     rec.job.attempts++;
