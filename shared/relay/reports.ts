@@ -162,10 +162,15 @@ export class Reports {
   }
 
   /** `/v1/takings`: per merchant (sales containing it, its amount) plus the day's sales counted once each. */
-  takings(dayStartMs: number): { merchants: { mchid: string; name: string; amount: number; count: number }[]; count: number; amount: number } {
+  takings(dayStartMs: number): { merchants: { mchid: string; name: string; amount: number; count: number; gross_amount: number; refund_amount: number; refund_count: number }[]; count: number; amount: number; gross_amount: number; refund_amount: number; refund_count: number } {
     const t = this.totals(dayStartMs, dayStartMs + DAY_MS);
-    const merchants = this.perMerchant(dayStartMs, dayStartMs + DAY_MS).map((m) => ({ mchid: m.mchid, name: m.name, amount: m.amount, count: m.count }));
-    return { merchants, count: t.count, amount: t.amount };
+    // `amount` is net of the day's SUCCESS refunds (refunds module); gross and refund figures beside it.
+    const merchants = this.perMerchant(dayStartMs, dayStartMs + DAY_MS).map((m) => ({
+      mchid: m.mchid, name: m.name, amount: m.net, count: m.count, gross_amount: m.amount, refund_amount: m.refund_amount, refund_count: m.refund_count,
+    }));
+    const refundAmount = merchants.reduce((a, m) => a + m.refund_amount, 0);
+    const refundCount = merchants.reduce((a, m) => a + m.refund_count, 0);
+    return { merchants, count: t.count, amount: t.amount - refundAmount, gross_amount: t.amount, refund_amount: refundAmount, refund_count: refundCount };
   }
 }
 
