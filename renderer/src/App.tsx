@@ -6,8 +6,11 @@ import { language, setLanguage, t } from './i18n';
 import { Cashier } from './screens/Cashier';
 import { Manager } from './screens/Manager';
 import { Settings } from './screens/Settings';
+import { History } from './screens/History';
+import { Shift } from './screens/Shift';
+import { tc } from './counter-i18n';
 
-type Screen = 'cashier' | 'manager' | 'settings';
+type Screen = 'cashier' | 'history' | 'shift' | 'manager' | 'settings';
 
 /** Loads everything the screens need; each part failing alone leaves the rest usable. */
 export async function refresh(): Promise<void> {
@@ -77,9 +80,9 @@ export function App({ pos }: { pos: RendererApi }) {
       <header class="topbar">
         <div class="brand">{t('app.title')}</div>
         <nav class="tabs">
-          {(['cashier', 'manager', 'settings'] as const).map((x) => (
+          {(['cashier', 'history', 'shift', 'manager', 'settings'] as const).map((x) => (
             <button key={x} class={`tab ${screen === x ? 'selected' : ''}`} data-testid={`tab-${x}`} onClick={() => setScreen(x)}>
-              {t(`nav.${x}`)}
+              {x === 'history' || x === 'shift' ? tc(`nav.${x}`) : t(`nav.${x}`)}
             </button>
           ))}
         </nav>
@@ -95,6 +98,8 @@ export function App({ pos }: { pos: RendererApi }) {
         <div class="screen" style={{ display: screen === 'cashier' && booted ? 'flex' : 'none' }}>
           <Cashier active={screen === 'cashier'} />
         </div>
+        {booted && screen === 'history' && <div class="screen"><History /></div>}
+        {booted && screen === 'shift' && <div class="screen"><Shift /></div>}
         {booted && screen === 'manager' && <div class="screen"><Manager /></div>}
         {booted && screen === 'settings' && (
           <div class="screen">

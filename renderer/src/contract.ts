@@ -8,3 +8,8 @@ export type {
   SettingsErrors, SettingsUpdate, SubMerchantInfo, TerminalApi, TerminalEvent, TerminalMethod, TokenSetting,
 } from '../../shared/contracts/terminal-api';
 export { FINAL_STATES, ORDER_STATES, TERMINAL_METHODS } from '../../shared/contracts/terminal-api';
+// Counter operations (order timeline, shifts, day-end, manager PIN).
+export type {
+  CsvExport, DayEndMerchant, DayEndReport, ManagerPinStatus, MerchantFigures, OrderTimeline, RefundFigures, ReportTotals, Shift,
+  ShiftReport, TimelineEntry,
+} from '../../shared/contracts/terminal-api';

@@ -156,7 +156,11 @@ export interface ReceiptPreview {
 
 export interface DailyTakings {
   date: string;
+  /** `count`: paid sales containing this merchant. */
   merchants: { mchid: string; name: string; amount: number; count: number }[];
+  /** The day's paid sales, each counted once however many merchants it has. */
+  count?: number;
+  amount?: number;
 }
 
 /** Result of `testPrint()`: the printer the page went to and how it went. */

@@ -17,22 +17,35 @@ import { closeWaitSeconds, displayStatus, isWaiting, orderKind } from '../orders
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { DateField } from '../components/DateField';
 import { useKeys } from '../keys';
+import { tc } from '../counter-i18n';
+import { DayEnd } from './DayEnd';
+import { PinBanner, PinUnlock } from './PinUnlock';
+import { ManagerPinSetup } from '../components/ManagerPinSetup';
 
-type Tab = 'stale' | 'search' | 'bills' | 'alerts' | 'takings';
-const TABS: Tab[] = ['stale', 'search', 'bills', 'alerts', 'takings'];
+type Tab = 'stale' | 'search' | 'bills' | 'alerts' | 'takings' | 'dayend' | 'pin';
+const TABS: Tab[] = ['stale', 'search', 'bills', 'alerts', 'takings', 'dayend', 'pin'];
 
 export function Manager() {
   const s = useAppState();
   const [tab, setTab] = useState<Tab>('stale');
   if (!(s.session?.manager || s.session?.role === 'manager')) {
-    return <div class="manager"><div class="notice" data-testid="manager-locked">{t('manager.noAccess')}</div></div>;
+    // A cashier terminal: the manager unlocks it here with the PIN (no token on the screen).
+    return (
+      <div class="manager">
+        <div class="notice" data-testid="manager-locked">{t('manager.noAccess')}</div>
+        {s.session?.role === 'cashier' && <PinUnlock />}
+      </div>
+    );
   }
+  // The PIN is set by the manager's own credentials, not through a PIN unlock.
+  const tabs = s.session?.manager_until ? TABS.filter((x) => x !== 'pin') : TABS;
   return (
     <div class="manager" data-testid="manager">
+      <PinBanner />
       <nav class="subtabs">
-        {TABS.map((x) => (
+        {tabs.map((x) => (
           <button key={x} class={`subtab ${tab === x ? 'selected' : ''}`} data-testid={`mtab-${x}`} onClick={() => setTab(x)}>
-            {t(`manager.${x}`)}
+            {x === 'dayend' ? tc('dayend.tab') : x === 'pin' ? tc('pin.tab') : t(`manager.${x}`)}
             {x === 'alerts' && s.alerts.length > 0 && <span class="badge">{s.alerts.length}</span>}
           </button>
         ))}
@@ -43,6 +56,8 @@ export function Manager() {
         {tab === 'bills' && <Bills />}
         {tab === 'alerts' && <Alerts />}
         {tab === 'takings' && <Takings />}
+        {tab === 'dayend' && <DayEnd />}
+        {tab === 'pin' && <ManagerPinSetup />}
       </div>
     </div>
   );
@@ -410,7 +425,8 @@ function Takings() {
   }, [date]);
   const max = data ? Math.max(0, ...data.merchants.map((m) => m.amount)) : 0;
   const sum = data ? data.merchants.reduce((x, m) => x + m.amount, 0) : 0;
-  const count = data ? data.merchants.reduce((x, m) => x + m.count, 0) : 0;
+  // Sales counted once each (the relay's `count`), not once per merchant of a sale.
+  const count = data ? (data.count ?? data.merchants.reduce((x, m) => x + m.count, 0)) : 0;
   return (
     <div class="panel" data-testid="takings">
       <div class="toolbar">
