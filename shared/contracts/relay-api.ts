@@ -195,6 +195,12 @@ export interface BillMerchantTotals {
   local_amount: number;
   /** fen, sum of fees in the bill (rounded to fen) */
   fee_amount: number;
+  /** Extension: refund rows in the bill and their sum (fen). */
+  bill_refund_count?: number;
+  bill_refund_amount?: number;
+  /** Extension: local refunds initiated that day that WeChat Pay accepted, and their sum (fen). */
+  local_refund_count?: number;
+  local_refund_amount?: number;
 }
 
 export interface ReconciliationReport {

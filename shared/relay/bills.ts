@@ -98,6 +98,9 @@ export class BillService {
     // Payment rows of the bills of this run: (merchant whose bill it is, sub-order) → amount.
     db.exec(`CREATE TABLE ${table} (mchid TEXT NOT NULL, out_trade_no TEXT NOT NULL, transaction_id TEXT NOT NULL, amount INTEGER NOT NULL,
       PRIMARY KEY (mchid, out_trade_no)) WITHOUT ROWID`);
+    // Refund rows of the same bills (bill_type ALL carries them): (merchant, out_refund_no) → amount.
+    db.exec(`CREATE TABLE ${table}_r (mchid TEXT NOT NULL, out_refund_no TEXT NOT NULL, out_trade_no TEXT NOT NULL, amount INTEGER NOT NULL,
+      PRIMARY KEY (mchid, out_refund_no)) WITHOUT ROWID`);
     try {
       const subs = this.o.credentials.subMerchants;
       const total = subs.length;
@@ -114,6 +117,8 @@ export class BillService {
       this.progress(billDate, total, total, 'compare');
       await this.compareBillSide(table, merchants, mismatches);
       await this.compareLocalSide(table, billDate, merchants, mismatches);
+      await this.compareBillRefunds(table, merchants, mismatches);
+      await this.compareLocalRefunds(table, billDate, merchants, mismatches);
       this.progress(billDate, total, total, 'done');
       return {
         bill_date: billDate,
@@ -128,6 +133,7 @@ export class BillService {
       };
     } finally {
       db.exec(`DROP TABLE IF EXISTS ${table}`);
+      db.exec(`DROP TABLE IF EXISTS ${table}_r`);
     }
   }
 
@@ -141,11 +147,14 @@ export class BillService {
     const db = this.o.db;
     const client = this.o.clients.get(t.mchid);
     const insert = db.prepare(`INSERT OR REPLACE INTO ${table} (mchid, out_trade_no, transaction_id, amount) VALUES (?, ?, ?, ?)`);
-    const flush = db.transaction((rows: (string | number)[]) => {
+    const insertRefund = db.prepare(`INSERT OR REPLACE INTO ${table}_r (mchid, out_refund_no, out_trade_no, amount) VALUES (?, ?, ?, ?)`);
+    const flush = db.transaction((rows: (string | number)[], refunds: (string | number)[]) => {
       for (let i = 0; i < rows.length; i += 3) insert.run(t.mchid, rows[i], rows[i + 1], rows[i + 2]);
+      for (let i = 0; i < refunds.length; i += 3) insertRefund.run(t.mchid, refunds[i], refunds[i + 1], refunds[i + 2]);
     });
     let fee = 0;
     const batch: (string | number)[] = [];
+    const refundBatch: (string | number)[] = [];
     try {
       const applied = await client.applyTradeBill({ bill_date: billDate, tar_type: 'GZIP' });
       const stream = client.downloadTradeBill(applied, { gzip: true });
@@ -153,23 +162,34 @@ export class BillService {
       for await (const rows of stream.batches()) {
         for (const r of rows) {
           fee += r.fee_milli_fen;
-          if (r.trade_state !== 'SUCCESS') continue; // refund rows are not payments to match
+          if (r.out_refund_no !== '' && r.out_refund_no !== '0') {
+            // A refund row (交易状态 REFUND, 商户退款单号 set): matched with local refunds.
+            t.bill_refund_count = (t.bill_refund_count ?? 0) + 1;
+            t.bill_refund_amount = (t.bill_refund_amount ?? 0) + r.refund_fee;
+            refundBatch.push(r.out_refund_no, r.out_trade_no, r.refund_fee);
+            continue;
+          }
+          if (r.trade_state !== 'SUCCESS') continue;
           t.bill_count++;
           t.bill_amount += r.total_fee;
           batch.push(r.out_trade_no, r.transaction_id, r.total_fee);
         }
-        if (batch.length >= BATCH * 3) {
-          flush(batch);
+        if (batch.length + refundBatch.length >= BATCH * 3) {
+          flush(batch, refundBatch);
           batch.length = 0;
+          refundBatch.length = 0;
         }
       }
       // Only now is the bill whole and authentic (hash checked at the end of the stream).
       await stream.summary();
-      flush(batch);
+      flush(batch, refundBatch);
       t.fee_amount = Math.round(fee / 1000);
     } catch (err) {
       // Nothing of a bill that failed part-way counts: its staged rows and totals are dropped.
       db.prepare(`DELETE FROM ${table} WHERE mchid = ?`).run(t.mchid);
+      db.prepare(`DELETE FROM ${table}_r WHERE mchid = ?`).run(t.mchid);
+      t.bill_refund_count = 0;
+      t.bill_refund_amount = 0;
       t.bill_count = 0;
       t.bill_amount = 0;
       t.fee_amount = 0;
@@ -266,6 +286,79 @@ export class BillService {
         });
       }
       if (orders.size < PAGE) break;
+      await yieldToLoop();
+    }
+  }
+
+  /**
+   * The bills' refund rows against local refunds (by out_refund_no, the primary key), page by
+   * page: REFUND_UNKNOWN when we never made it (or WeChat Pay refused it here),
+   * REFUND_AMOUNT_MISMATCH when the amount, sub-order or merchant differ.
+   */
+  private async compareBillRefunds(table: string, merchants: BillMerchantTotals[], mismatches: Mismatches): Promise<void> {
+    const page = this.o.db.prepare(`SELECT b.out_refund_no, b.out_trade_no, b.amount, r.combine_out_trade_no, r.mchid, r.out_trade_no, r.amount, r.status
+      FROM (SELECT out_refund_no, out_trade_no, amount FROM ${table}_r WHERE mchid = ? AND out_refund_no > ? ORDER BY out_refund_no LIMIT ${PAGE}) b
+      LEFT JOIN refunds r ON r.out_refund_no = b.out_refund_no`).raw(true);
+    for (const t of merchants) {
+      if (!COMPARED.has(t.status)) continue;
+      let after = '';
+      for (;;) {
+        const rows = page.all(t.mchid, after) as [string, string, number, string | null, string | null, string | null, number | null, string | null][];
+        if (rows.length === 0) break;
+        for (const [rno, no, billAmount, combine, localMchid, localNo, localAmount, status] of rows) {
+          if (rno > after) after = rno;
+          const base = { mchid: t.mchid, out_trade_no: no, out_refund_no: rno, transaction_id: null, bill_amount: billAmount };
+          if (combine === null || status === 'FAILED') {
+            mismatches.add({ kind: 'REFUND_UNKNOWN', ...base, combine_out_trade_no: combine, local_amount: null, message: `refund ${rno} of ${no} is in ${t.mchid}'s bill but unknown here` });
+          } else if (localMchid !== t.mchid || localNo !== no || localAmount !== billAmount) {
+            mismatches.add({
+              kind: 'REFUND_AMOUNT_MISMATCH', ...base, combine_out_trade_no: combine, local_amount: localAmount,
+              message: `refund ${rno}: bill ${billAmount} fen of ${no} (${t.mchid}), here ${localAmount} fen of ${localNo} (${localMchid})`,
+            });
+          }
+        }
+        if (rows.length < PAGE) break;
+        await yieldToLoop();
+      }
+    }
+  }
+
+  /**
+   * The day's local refunds (initiated that Beijing day: the bill dates a refund row by its
+   * initiation), along the refunds_created index in keyset pages. Every refund WeChat Pay
+   * accepted (all but FAILED, and PENDING whose fate is still being asked) must have a row in
+   * its merchant's bill: else REFUND_MISSING_IN_BILL (for a merchant whose bill was compared).
+   */
+  private async compareLocalRefunds(table: string, billDate: string, merchants: BillMerchantTotals[], mismatches: Mismatches): Promise<void> {
+    const dayStart = Date.parse(`${billDate}T00:00:00+08:00`);
+    const totals = new Map(merchants.map((m) => [m.mchid, m]));
+    const page = this.o.db.prepare(`SELECT r.created_ms, r.out_refund_no, r.out_trade_no, r.combine_out_trade_no, r.mchid, r.amount,
+        EXISTS (SELECT 1 FROM ${table}_r b WHERE b.mchid = r.mchid AND b.out_refund_no = r.out_refund_no)
+      FROM refunds r INDEXED BY refunds_created
+      WHERE r.created_ms >= ? AND r.created_ms < ? AND (r.created_ms > ? OR r.out_refund_no > ?) AND r.status NOT IN ('FAILED','PENDING')
+      ORDER BY r.created_ms, r.out_refund_no LIMIT ${PAGE}`).raw(true);
+    let afterMs = dayStart - 1;
+    let afterNo = '';
+    for (;;) {
+      const rows = page.all(Math.max(dayStart, afterMs), dayStart + 86_400_000, afterMs, afterNo) as [number, string, string, string, string, number, number][];
+      if (rows.length === 0) break;
+      for (const [ms, rno, no, combine, mchid, amount, inBill] of rows) {
+        if (ms > afterMs || (ms === afterMs && rno > afterNo)) {
+          afterMs = ms;
+          afterNo = rno;
+        }
+        const t = totals.get(mchid);
+        if (t) {
+          t.local_refund_count = (t.local_refund_count ?? 0) + 1;
+          t.local_refund_amount = (t.local_refund_amount ?? 0) + amount;
+        }
+        if (inBill || !t || !COMPARED.has(t.status)) continue;
+        mismatches.add({
+          kind: 'REFUND_MISSING_IN_BILL', mchid, out_trade_no: no, out_refund_no: rno, combine_out_trade_no: combine, transaction_id: null,
+          local_amount: amount, bill_amount: null, message: `refund ${rno} of ${no} was made here but is not in ${mchid}'s bill`,
+        });
+      }
+      if (rows.length < PAGE) break;
       await yieldToLoop();
     }
   }
