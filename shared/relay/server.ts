@@ -230,13 +230,13 @@ export class RelayServer {
     }
     const rm = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})\/refunds$/.exec(path);
     if (rm && method === 'POST' && p.refunds) {
-      const who = p.auth.require(auth, 'manager');
+      const who = p.auth.require(auth, 'manager', elev);
       const key = validIdempotencyKey(req.headers['idempotency-key']);
       const body = await jsonBody(req);
       return sendJson(res, 201, await p.refunds.create(who.name, rm[1]!, body, key));
     }
     if (path === '/v1/refunds' && method === 'GET' && p.refunds) {
-      p.auth.require(auth, 'manager');
+      p.auth.require(auth, 'manager', elev);
       const status = q.get('status');
       if (status !== null && !['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'].includes(status)) throw new BadRequest('status', 'must be one of PROCESSING, SUCCESS, CLOSED, ABNORMAL');
       const start = dayStart('date', q.get('date') ?? beijingDate(Date.now()))!;
