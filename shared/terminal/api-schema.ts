@@ -18,7 +18,8 @@ const createOrderRequest = z.object({
     description: z.string().min(1, 'description is required').max(127),
     amount: z.number().int('amount must be integer fen').positive('amount must be positive').max(100_000_000_00),
     attach: z.string().max(128).optional(),
-  }).strict()).min(2, 'a combined order needs 2 to 10 sub-orders').max(10, 'a combined order needs 2 to 10 sub-orders'),
+    // One sub-order: a single-merchant sale (basic Native); 2–10: a combined sale (contract §2).
+  }).strict()).min(1, 'a sale needs at least one sub-order').max(10, 'one sale pays at most 10 merchants: split the sale'),
   description: z.string().max(127).optional(),
   expire_minutes: z.number().int().min(1).max(1440).optional(),
 }).strict();
