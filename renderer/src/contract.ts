@@ -13,3 +13,5 @@ export type {
   CsvExport, DayEndMerchant, DayEndReport, ManagerPinStatus, MerchantFigures, OrderTimeline, RefundFigures, ReportTotals, Shift,
   ShiftReport, TimelineEntry,
 } from '../../shared/contracts/terminal-api';
+// Refunds per sub-order.
+export type { CreateRefundRequest, Refund, RefundStatus, SubOrder } from '../../shared/contracts/terminal-api';

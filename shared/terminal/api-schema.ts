@@ -44,6 +44,12 @@ const PARAMS: Record<TerminalMethod, [z.ZodType[], number]> = {
   listOrders: [[orderQuery], 0],
   openOrders: [[], 0],
   closeOrder: [[orderNo], 1],
+  refundOrder: [[orderNo, z.object({
+    out_trade_no: orderNo,
+    amount: z.number().int('amount must be integer fen').positive('amount must be positive').max(100_000_000_00),
+    reason: z.string().max(80, 'reason: at most 80 characters').optional(),
+  }).strict(), z.string().regex(/^[\x21-\x7e]{8,128}$/, 'idempotency key must be 8-128 printable characters')], 3],
+  printRefund: [[orderNo, z.string().regex(/^[0-9A-Za-z_\-|*@]{1,64}$/, 'refund number must be 1-64 of [0-9A-Za-z_-|*@]'), z.boolean()], 2],
   reconcileBills: [[day], 1],
   listAlerts: [[], 0],
   takings: [[day], 1],

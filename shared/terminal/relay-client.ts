@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type {
-  AlertsResponse, CreateOrderRequest, ErrorBody, MerchantsResponse, Order, OrdersResponse, ReconciliationReport, RelayEvent,
+  AlertsResponse, CreateOrderRequest, CreateRefundRequest, ErrorBody, Refund, MerchantsResponse, Order, OrdersResponse, ReconciliationReport, RelayEvent,
 } from '../contracts/relay-api';
 import type { ConnectionState, DailyTakings, OrderQuery, Role } from '../contracts/terminal-api';
 import type { DayEndReport, ManagerElevation, ManagerPinStatus, OrderEventRequest, OrderTimeline, Shift, ShiftReport } from '../contracts/counter-api';
@@ -102,6 +102,10 @@ export class RelayClient {
     const qs = p.toString();
     const r = await this.call<OrdersResponse>('GET', `/v1/orders${qs ? `?${qs}` : ''}`);
     return r.orders;
+  }
+
+  refund(no: string, req: CreateRefundRequest, idempotencyKey: string): Promise<Refund> {
+    return this.call('POST', `/v1/orders/${encodeURIComponent(no)}/refunds`, { manager: true, body: req, headers: { 'idempotency-key': idempotencyKey } });
   }
 
   closeOrder(no: string): Promise<Order> {

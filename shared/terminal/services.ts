@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import type { Alert, CreateOrderRequest, Order, ReconciliationReport, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
+import type { Alert, CreateOrderRequest, CreateRefundRequest, Order, ReconciliationReport, Refund, RelayEvent, SubMerchantInfo } from '../contracts/relay-api';
 import { FINAL_STATES } from '../contracts/relay-api';
 import type {
   ConnectionState, CsvExport, CustomerView, DailyTakings, OrderQuery, PrinterStatus, PrintJob, PrintKind, Role, SaveSettingsResult, SessionInfo, Settings,
@@ -125,7 +125,7 @@ class Services implements TerminalServices {
 
   /** A slip or receipt that came out goes into the order's timeline at the relay (best effort). */
   private reportPrinted(job: PrintJob): void {
-    if (job.state !== 'done' || job.kind === 'shift' || this.reported.has(job.id)) return;
+    if (job.state !== 'done' || job.kind === 'shift' || job.kind === 'refund' || this.reported.has(job.id)) return;
     this.reported.add(job.id);
     if (this.reported.size > 5000) this.reported.delete(this.reported.values().next().value!);
     this.relay.orderEvent(job.combine_out_trade_no, { type: 'printed', kind: job.kind, reprint: job.reprint })
@@ -297,6 +297,23 @@ class Services implements TerminalServices {
     const orders = await this.relay.listOrders({ open: true, terminal: me.terminal });
     // Defensive: the relay filters already, but a non-final order of another terminal must not show.
     return orders.filter((o) => o.terminal === me.terminal && !FINAL_STATES.includes(o.state));
+  }
+
+  /** A refund of one sub-order, as the manager (token or PIN elevation); the pushed order.updated follows it. */
+  async refundOrder(no: string, req: CreateRefundRequest, idempotencyKey: string): Promise<Refund> {
+    return this.relay.refund(no, req, idempotencyKey);
+  }
+
+  /** The refund slip (退款凭证) of one refund, from the relay's current view of the order. */
+  async printRefund(no: string, outRefundNo: string, reprint = false): Promise<PrintJob> {
+    const order = await this.relay.getOrder(no);
+    this.track(order);
+    if (!order.refunds?.some((r) => r.out_refund_no === outRefundNo)) {
+      throw new TerminalError('REFUND_NOT_FOUND', `order ${no} has no refund ${outRefundNo}`, { field: 'outRefundNo' });
+    }
+    await this.ensureMerchantNames();
+    const again = reprint || !!this.queue.findRefund(outRefundNo);
+    return this.queue.enqueue('refund', order, this.merchantNames, again, outRefundNo);
   }
 
   async closeOrder(no: string): Promise<Order> {

@@ -24,6 +24,7 @@ import { writeJsonAtomic, type StoredSettings } from '../settings';
 import { renderEscPos } from './escpos';
 import { renderPreview } from './preview';
 import { buildReceipt } from './receipt';
+import { buildRefundSlip } from './refund-slip';
 import { buildShiftReport } from './shift-report';
 import { classifyPrinterError, sendToPrinter, type SendOptions } from './transport';
 
@@ -102,10 +103,15 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     return this.records.find((r) => r.job.combine_out_trade_no === combineOutTradeNo && r.job.kind === kind && r.job.reprint === reprint)?.job;
   }
 
+  /** A refund slip already asked for (its next paper is a reprint). */
+  findRefund(outRefundNo: string): PrintJob | undefined {
+    return this.records.find((r) => r.job.kind === 'refund' && r.job.out_refund_no === outRefundNo)?.job;
+  }
+
   /** Adds a job and resolves after its first attempt (done, or failed and scheduled for retry). */
-  enqueue(kind: PrintKind, order: Order, merchantNames: Record<string, string>, reprint: boolean): Promise<PrintJob> {
+  enqueue(kind: PrintKind, order: Order, merchantNames: Record<string, string>, reprint: boolean, outRefundNo?: string): Promise<PrintJob> {
     const job: PrintJob = {
-      id: randomUUID(), kind, combine_out_trade_no: order.combine_out_trade_no, reprint, state: 'queued',
+      id: randomUUID(), kind, combine_out_trade_no: order.combine_out_trade_no, ...(outRefundNo ? { out_refund_no: outRefundNo } : {}), reprint, state: 'queued',
       attempts: 0, failure: null, message: null, created_at: new Date().toISOString(), retry_at: null,
     };
     const rec: JobRecord = { job, order, merchantNames };
@@ -168,6 +174,8 @@ export class PrintQueue extends EventEmitter<{ job: [PrintJob] }> {
     const s = this.opts.settings();
     const reprint = rec.job.reprint || !!rec.mayHavePrinted;
     const doc = rec.shift ? buildShiftReport({ report: rec.shift, reprint, width: s.paper_width, language: s.language, storeName: s.store_name, storeAddress: s.store_address })
+      : rec.job.kind === 'refund' ? buildRefundSlip({ order: rec.order, outRefundNo: rec.job.out_refund_no!, merchantNames: rec.merchantNames, reprint, width: s.paper_width,
+        language: s.language, storeName: s.store_name, storeAddress: s.store_address })
       : buildReceipt({ kind: rec.job.kind as 'slip' | 'receipt', order: rec.order, merchantNames: rec.merchantNames, reprint, width: s.paper_width, language: s.language,
       storeName: s.store_name, storeAddress: s.store_address, cashierName: s.cashier_name,
     });

@@ -11,12 +11,12 @@ const LABELS = {
   'zh-CN': {
     slipTitle: '微信支付 合单付款', receiptTitle: '支付成功', order: '订单号', created: '下单时间', expires: '有效期至',
     paid: '支付时间', total: '合计', scan: '请使用微信「扫一扫」付款', txn: '交易单号', merchant: '商户', reprint: '** 重印 REPRINT **',
-    cashier: '收银员',
+    cashier: '收银员', refund: '退款', refunded: '已退款', net: '实收', refundStates: { PROCESSING: '处理中', SUCCESS: '成功', CLOSED: '已关闭', ABNORMAL: '异常' },
   },
   en: {
     slipTitle: 'WeChat Pay - combined order', receiptTitle: 'PAID', order: 'Order', created: 'Created', expires: 'Pay before',
     paid: 'Paid at', total: 'TOTAL', scan: 'Scan with WeChat to pay', txn: 'Transaction', merchant: 'Merchant', reprint: '** REPRINT **',
-    cashier: 'Cashier',
+    cashier: 'Cashier', refund: 'Refund', refunded: 'Refunded', net: 'NET', refundStates: { PROCESSING: 'processing', SUCCESS: 'done', CLOSED: 'closed', ABNORMAL: 'abnormal' },
   },
 } as const;
 
@@ -74,9 +74,21 @@ export function buildReceipt(input: ReceiptInput): ReceiptDocument {
       b.push({ t: 'pair', left: sub.description, right: yuan(sub.amount) });
     }
     if (input.kind === 'receipt' && sub.transaction_id) b.push({ t: 'pair', left: `${L.txn}:`, right: sub.transaction_id }); // kept unbroken on 58 mm
+    // The paid receipt (a reprint after a refund): each refund of this sub-order, with its state.
+    if (input.kind === 'receipt') {
+      for (const r of order.refunds ?? []) {
+        if (r.out_trade_no !== sub.out_trade_no) continue;
+        b.push({ t: 'pair', left: `${L.refund} ${r.out_refund_no} (${L.refundStates[r.status] ?? r.status})`, right: `-${yuan(r.amount)}` });
+      }
+    }
   }
   b.push({ t: 'rule' });
   b.push({ t: 'pair', left: L.total, right: yuan(order.total_amount), bold: true });
+  const refunded = input.kind === 'receipt' ? order.sub_orders.reduce((a, s) => a + (s.refunded_amount ?? 0), 0) : 0;
+  if (refunded > 0) {
+    b.push({ t: 'pair', left: L.refunded, right: `-${yuan(refunded)}` });
+    b.push({ t: 'pair', left: L.net, right: yuan(order.total_amount - refunded), bold: true });
+  }
   if (input.kind === 'slip') {
     if (order.code_url) {
       b.push({ t: 'feed', lines: 1 });
