@@ -48,6 +48,12 @@ function rank(e: TimelineEntry): number {
 export class Timeline {
   constructor(private readonly db: Db, private readonly refunds?: () => ((no: string) => TimelineRefund[]) | null) {}
 
+  private refundTable: boolean | null = null;
+  private hasRefundTable(): boolean {
+    this.refundTable ??= !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refunds'").get();
+    return this.refundTable;
+  }
+
   record(no: string, terminal: string, e: OrderEventRequest, now = Date.now()): void {
     const exists = this.db.prepare('SELECT 1 FROM orders WHERE combine_out_trade_no = ?').get(no);
     if (!exists) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
@@ -91,6 +97,18 @@ export class Timeline {
     }
     const refunds = this.refunds?.();
     if (refunds) for (const r of refunds(no)) entries.push({ at: r.at, type: 'refund', by: r.by, detail: r.detail });
+    else if (this.hasRefundTable()) {
+      // The request is in the audit log (who, how much); here how it ended, when WeChat Pay said so.
+      for (const r of this.db.prepare(`SELECT out_refund_no, out_trade_no, mchid, amount, status, success_time, refund_id FROM refunds
+        WHERE combine_out_trade_no = ? AND status = 'SUCCESS' AND success_time IS NOT NULL ORDER BY created_ms`).all(no) as
+        { out_refund_no: string; out_trade_no: string; mchid: string; amount: number; status: string; success_time: string; refund_id: string | null }[]) {
+        const at = Date.parse(r.success_time);
+        entries.push({
+          at: Number.isNaN(at) ? r.success_time : new Date(at).toISOString(), type: 'refund', by: 'wechatpay',
+          detail: { status: r.status, out_refund_no: r.out_refund_no, out_trade_no: r.out_trade_no, mchid: r.mchid, amount: r.amount, refund_id: r.refund_id },
+        });
+      }
+    }
     // WeChat Pay's success_time has whole seconds: within one second the logical order decides
     // (the slip is printed before the payment, the receipt after it).
     const sec = (e: TimelineEntry) => e.at.slice(0, 19);

@@ -52,17 +52,23 @@ describe('shift and day-end figures', () => {
     await paid(s1);
     await paid(s2, false);
     void s3;
+    // A manager refunds ¥10.00 of the first merchant's part of s1 (signed by that merchant).
+    const rf = await api(env.relayUrl, 'POST', `/v1/orders/${s1.combine_out_trade_no}/refunds`, env.manager,
+      { out_trade_no: s1.sub_orders[0]!.out_trade_no, amount: 1000, reason: '退一份' }, { 'Idempotency-Key': 'refund-report-1' });
+    expect(rf.status).toBe(201);
+    await until(async () => (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${s1.combine_out_trade_no}`, env.cashier)).body.refunds?.[0]?.status === 'SUCCESS');
     const live = await api<ShiftReport>(env.relayUrl, 'GET', `/v1/shifts/${shiftId}/report`, env.cashier);
     expect(live.status).toBe(200);
     expect(live.body.sales).toEqual({ count: 2, amount: 6005 + 4000 });
     const by = new Map(live.body.merchants.map((x) => [x.mchid, x]));
-    expect(by.get(m[a]!.mchid)).toMatchObject({ count: 2, amount: 2500, refund_amount: 0, net: 2500, name: m[a]!.name });
+    expect(by.get(m[a]!.mchid)).toMatchObject({ count: 2, amount: 2500, refund_count: 1, refund_amount: 1000, net: 1500, name: m[a]!.name });
     expect(by.get(m[b]!.mchid)).toMatchObject({ count: 2, amount: 4500 });
     expect(by.get(m[c]!.mchid)).toMatchObject({ count: 1, amount: 3005 });
     expect(live.body.merchants.reduce((x, y) => x + y.amount, 0)).toBe(live.body.sales.amount);
     expect(live.body.open_orders).toEqual({ count: 1, amount: 1500 });
-    expect(live.body.net).toBe(10005);
-    if (!live.body.refunds.available) expect(live.body.refunds).toMatchObject({ count: 0, amount: 0, note: expect.stringContaining('not recorded') });
+    expect(live.body.refunds).toEqual({ count: 1, amount: 1000, available: true, note: null });
+    expect(live.body.net).toBe(10005 - 1000);
+    expect(live.body.merchants.reduce((x, y) => x + y.net, 0)).toBe(live.body.net);
 
     // Another terminal cannot read or close it; a manager can read it.
     expect((await api(env.relayUrl, 'GET', `/v1/shifts/${shiftId}/report`, env.manager)).status).toBe(200);
@@ -91,7 +97,8 @@ describe('shift and day-end figures', () => {
     expect(text).toContain('收银员 Cashier,小王\r\n');
     const m = env.merchant.sub_merchants;
     expect(text).toContain(`${m[c]!.mchid},${m[c]!.name},1,30.05,0,0.00,30.05\r\n`);
-    expect(text).toContain('合计 Total,,2,100.05,0,0.00,100.05\r\n');
+    expect(text).toContain(`${m[a]!.mchid},${m[a]!.name},2,25.00,1,10.00,15.00\r\n`);
+    expect(text).toContain('合计 Total,,2,100.05,1,10.00,90.05\r\n');
     expect(text).toContain('未付订单 Open orders,1,15.00\r\n');
     expect((await api(env.relayUrl, 'GET', `/v1/shifts/${shiftId}/report?format=xml`, env.cashier)).body.field).toBe('format');
   });
@@ -100,10 +107,13 @@ describe('shift and day-end figures', () => {
     const today = beijingToday();
     const t = await api(env.relayUrl, 'GET', `/v1/takings?date=${today}`, env.cashier);
     expect(t.body.count).toBe(4); // before, s1, s2, after
-    expect(t.body.amount).toBe(300 + 6005 + 4000 + 1000);
+    expect(t.body.gross_amount).toBe(300 + 6005 + 4000 + 1000);
+    expect(t.body.amount).toBe(300 + 6005 + 4000 + 1000 - 1000);
     const d0 = await api<DayEndReport>(env.relayUrl, 'GET', `/v1/reports/day-end?date=${today}`, env.manager);
     expect(d0.status).toBe(200);
     expect(d0.body.sales).toEqual({ count: 4, amount: 11305 });
+    expect(d0.body.refunds).toMatchObject({ count: 1, amount: 1000 });
+    expect(d0.body.net).toBe(10305);
     expect(d0.body.merchants.every((x) => x.bill_status === 'NEVER_RUN')).toBe(true);
     expect(d0.body.terminals).toEqual([{ terminal: 'till-1', count: 4, amount: 11305 }]);
     expect(d0.body.shifts.map((s) => s.id)).toEqual([shiftId]);
@@ -126,7 +136,7 @@ describe('shift and day-end figures', () => {
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
     const text = bytes.subarray(3).toString('utf8');
     expect(text).toContain(`日结报表 Day-end report,${today}\r\n`);
-    expect(text).toContain('合计 Total,,4,113.05,0,0.00,113.05\r\n');
+    expect(text).toContain('合计 Total,,4,113.05,1,10.00,103.05\r\n');
     expect(text).toContain('till-1,4,113.05\r\n');
   });
 });

@@ -21,6 +21,11 @@ function entryText(e: TimelineEntry): string {
     const via = e.detail.via === 'notification' || e.detail.via === 'query' ? e.detail.via : 'unknown';
     return tc(`tl.paid.${via}`);
   }
+  if (e.type === 'refund') {
+    const amount = typeof e.detail.amount === 'number' ? ` ${formatFen(e.detail.amount)}` : '';
+    const what = e.detail.status ?? e.detail.outcome ?? '';
+    return `${tc('tl.refund')}${amount}${what ? ` (${String(what)})` : ''}`;
+  }
   if (e.type === 'audit') return `${tc('tl.audit')}: ${String(e.detail.action ?? '')}`;
   if (e.type === 'close_refused') return `${tc('tl.close_refused')} (${String(e.detail.outcome ?? '')})`;
   if (e.type === 'create_failed') return `${tc('tl.create_failed')}${e.detail.code ? ` (${String(e.detail.code)})` : ''}`;
@@ -89,7 +94,7 @@ export function OrderDetail({ no, onBack }: { no: string; onBack(): void }) {
           <h3>{tc('detail.subOrders')}</h3>
           <table class="table" data-testid="detail-subs">
             <thead>
-              <tr><th>{tc('detail.merchant')}</th><th>{tc('detail.subNo')}</th><th>{tc('detail.txid')}</th><th>{tc('detail.state')}</th><th class="num">{tc('detail.amount')}</th></tr>
+              <tr><th>{tc('detail.merchant')}</th><th>{tc('detail.subNo')}</th><th>{tc('detail.txid')}</th><th>{tc('detail.state')}</th><th class="num">{tc('detail.amount')}</th><th class="num">{tc('detail.refunds')}</th></tr>
             </thead>
             <tbody>
               {order.sub_orders.map((x) => (
@@ -99,6 +104,7 @@ export function OrderDetail({ no, onBack }: { no: string; onBack(): void }) {
                   <td class="mono small">{x.transaction_id ?? '—'}</td>
                   <td>{t(`state.${x.state}`)}</td>
                   <td class="num">{formatFen(x.amount)}</td>
+                  <td class="num" data-testid="detail-sub-refunded" data-amount={x.refunded_amount ?? 0}>{x.refunded_amount ? formatFen(x.refunded_amount) : '—'}</td>
                 </tr>
               ))}
             </tbody>
