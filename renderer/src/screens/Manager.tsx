@@ -15,6 +15,7 @@ import { beijingDate, beijingDateTime, formatCountdown, useNow } from '../time';
 import { latestOnly } from '../latest';
 import { closeWaitSeconds, displayStatus, isWaiting, orderKind } from '../orders';
 import { ConfirmDialog } from '../components/ConfirmDialog';
+import { RefundPanel } from '../components/RefundPanel';
 import { DateField } from '../components/DateField';
 import { useKeys } from '../keys';
 import { tc } from '../counter-i18n';
@@ -212,7 +213,7 @@ function StatusCell({ order }: { order: Order }) {
   );
 }
 
-function OrdersTable({ orders }: { orders: Order[] }) {
+function OrdersTable({ orders, onRefund }: { orders: Order[]; onRefund?(o: Order): void }) {
   return (
     <table class="table">
       <thead>
@@ -226,6 +227,7 @@ function OrdersTable({ orders }: { orders: Order[] }) {
             <td>{o.terminal}</td>
             <td><StatusCell order={o} /></td>
             <td class="num">{formatFen(o.total_amount)}</td>
+            {onRefund && <td>{o.state === 'SUCCESS' && <button class="btn small" data-testid="refund-open" onClick={() => onRefund(o)}>{t('refund.open')}</button>}</td>}
           </tr>
         ))}
       </tbody>
@@ -239,6 +241,7 @@ function Search() {
   const [state, setState] = useState<OrderState | ''>('');
   const [result, setResult] = useState<Order[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [refundOf, setRefundOf] = useState<Order | null>(null);
   const latest = useRef(latestOnly()).current;
   const search = async (e?: Event) => {
     e?.preventDefault();
@@ -270,8 +273,9 @@ function Search() {
       <ErrorLine error={error} />
       <div class="table-wrap">
         {result && result.length === 0 && <div class="hint">{t('manager.noResults')}</div>}
-        {result && result.length > 0 && <OrdersTable orders={result} />}
+        {result && result.length > 0 && <OrdersTable orders={result} onRefund={setRefundOf} />}
       </div>
+      {refundOf && <RefundPanel key={refundOf.combine_out_trade_no} order={refundOf} />}
     </div>
   );
 }
@@ -433,6 +437,11 @@ function Takings() {
         <label>{t('manager.searchDate')}<DateField value={date} max={beijingDate()} testid="takings-date" onChange={setDate} /></label>
         <button class="btn" onClick={() => void load()}>{t('manager.refresh')}</button>
         {data && <span class="takings-total">{t('manager.takingsTotal', { amount: formatFen(sum), count })}</span>}
+        {data && (data.refund_amount ?? 0) > 0 && (
+          <span class="takings-refunds" data-testid="takings-refunds" data-amount={data.refund_amount} data-gross={data.gross_amount}>
+            {t('refund.takings', { gross: formatFen(data.gross_amount ?? 0), refunded: formatFen(data.refund_amount!), n: data.refund_count ?? 0 })}
+          </span>
+        )}
       </div>
       <ErrorLine error={error} />
       <div class="chart" data-testid="takings-chart">
