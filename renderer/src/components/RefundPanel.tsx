@@ -48,6 +48,9 @@ export function refundErrorText(err: unknown, merchant: string): string {
   }
 }
 
+/** One sub-order per line (the panel brings its own layout: it is hosted by several screens). */
+const SUB_ROW = { display: 'flex', alignItems: 'center', gap: '16px', padding: '6px 0', cursor: 'pointer' };
+
 export function RefundPanel({ order: given }: { order: Order }) {
   const s = useAppState();
   // Live: the pushed order.updated replaces the order given by the host.
@@ -118,14 +121,14 @@ export function RefundPanel({ order: given }: { order: Order }) {
   return (
     <div class="panel refund-panel" data-testid="refund-panel" data-order={order.combine_out_trade_no}>
       <div class="refund-title">{t('refund.title')} · <span class="mono">{order.combine_out_trade_no}</span></div>
-      <fieldset class="refund-subs">
+      <fieldset class="refund-subs" style={{ border: '1px solid #d0d7de', borderRadius: '8px', padding: '4px 12px', margin: '8px 0' }}>
         <legend>{t('refund.sub')}</legend>
         {order.sub_orders.map((x) => {
           const xl = refundableOf(order, x);
           return (
-            <label key={x.out_trade_no} class="refund-sub" data-testid="refund-sub" data-out-trade-no={x.out_trade_no} data-left={xl}>
+            <label key={x.out_trade_no} class="refund-sub" style={SUB_ROW} data-testid="refund-sub" data-out-trade-no={x.out_trade_no} data-left={xl}>
               <input type="radio" name="refund-sub" checked={x.out_trade_no === sub.out_trade_no} disabled={xl <= 0} onChange={() => setSubNo(x.out_trade_no)} />
-              <span class="sub-desc">{subLabel(names[x.mchid], x.description)}</span>
+              <span class="sub-desc" style={{ flex: '1 1 auto', fontWeight: 600 }}>{subLabel(names[x.mchid], x.description)}</span>
               <span>{t('refund.paid', { amount: formatFen(x.amount) })}</span>
               {(x.refunded_amount ?? 0) > 0 && <span>{t('refund.refunded', { amount: formatFen(x.refunded_amount!) })}</span>}
               <span class="refund-left">{t('refund.left', { amount: formatFen(xl) })}</span>
