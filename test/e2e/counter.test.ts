@@ -66,6 +66,16 @@ async function sell(merchants: number, pay: boolean): Promise<string> {
 }
 
 const yuan = (fen: number) => `¥${fenToYuan(fen)}`;
+const text0 = (job: { decoded: { text: string } }) => job.decoded.text;
+
+/** The first paper from index `from` on whose text has every one of `words` (other papers may come out meanwhile). */
+async function paper(from: number, words: string[], timeoutMs = 15_000) {
+  const end = Date.now() + timeoutMs;
+  for (let i = from; ; i++) {
+    const job = await capture.waitForJob(i, Math.max(1, end - Date.now()));
+    if (words.every((w) => job.decoded.text.includes(w))) return job;
+  }
+}
 
 describe('counter operations', () => {
   let paidNo = '';
@@ -132,8 +142,21 @@ describe('counter operations', () => {
     await page.locator('[data-testid=dayend-report-sales][data-count="2"]').waitFor();
     expect(await page.locator('[data-testid=bill-status][data-status=NEVER_RUN]').count()).toBeGreaterThan(0);
     await shot(page, 'counter-dayend');
-    // Manager functions work through the elevation (stale orders list comes from a manager route).
-    await page.locator('[data-testid=mtab-alerts]').click();
+    // The manager refunds ¥5.00 of the first sale's first sub-order from the order detail, at this counter.
+    await page.locator('[data-testid=tab-history]').click();
+    await page.locator('[data-testid=history-q]').fill(paidNo);
+    await page.locator('[data-testid=history-go]').click();
+    await page.locator(`[data-testid=history-row][data-order="${paidNo}"]`).click();
+    const panel = page.locator(`[data-testid=refund-panel][data-order="${paidNo}"]`);
+    await panel.waitFor();
+    await panel.locator('[data-testid=refund-amount]').fill('5.00');
+    await panel.locator('[data-testid=refund-reason]').fill('少一份');
+    await panel.locator('[data-testid=refund-submit]').click();
+    await page.locator('[data-testid=refund-confirm-yes]').click();
+    await panel.locator('[data-testid=refund-row][data-status=SUCCESS]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-testid=timeline-entry][data-type=refund]').first().waitFor({ timeout: 10_000 });
+    await shot(page, 'counter-order-refunded');
+    await page.locator('[data-testid=detail-back]').click();
     expect(app.errors).toEqual([]);
   });
 
@@ -145,7 +168,7 @@ describe('counter operations', () => {
     await page.locator('[data-testid=shift-close]').click();
     await page.locator('[data-testid=confirm-shift-close-yes]').click();
     await page.locator('[data-testid=shift-closed]').waitFor();
-    const printed = await capture.waitForJob(before, 15_000);
+    const printed = await paper(before, ['交班报表']);
     await page.locator('[data-testid=shift-print][data-state=done]').waitFor();
     await shot(page, 'counter-shift-closed');
 
@@ -153,6 +176,10 @@ describe('counter operations', () => {
     expect(report.shift.closed_at).not.toBeNull();
     expect(report.sales.count).toBe(2);
     expect(report.open_orders.count).toBe(1);
+    expect(report.refunds).toMatchObject({ count: 1, amount: 500, available: true });
+    expect(report.net).toBe(report.sales.amount - 500);
+    expect(text0(printed)).toContain(`退款 1 笔`);
+    expect(text0(printed)).toContain(yuan(-500));
     const text = printed.decoded.text;
     expect(text).toContain('交班报表');
     expect(text).toContain('小王');
@@ -165,6 +192,7 @@ describe('counter operations', () => {
     for (const m of report.merchants.filter((x) => x.count > 0)) {
       expect(text).toContain(m.name);
       expect(text).toMatch(new RegExp(`销售 ${m.count} 笔\\s+${yuan(m.amount).replace(/[.$¥]/g, '\\$&')}`));
+      if (m.refund_count) expect(text).toMatch(new RegExp(`退款 ${m.refund_count} 笔\\s+${yuan(-m.refund_amount).replace(/[.$¥-]/g, '\\$&')}`));
       sum += m.amount;
     }
     expect(sum).toBe(report.sales.amount);
@@ -175,7 +203,7 @@ describe('counter operations', () => {
     expect(download.suggestedFilename()).toBe(`shift-${id}.csv`);
     const bytes = readFileSync((await download.path())!);
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
-    expect(bytes.subarray(3).toString('utf8')).toContain(`合计 Total,,2,${fenToYuan(report.sales.amount)},`);
+    expect(bytes.subarray(3).toString('utf8')).toContain(`合计 Total,,2,${fenToYuan(report.sales.amount)},1,5.00,${fenToYuan(report.net)}\r\n`);
   });
 
   it('a past order found by its transaction id shows its timeline and is reprinted (REPRINT)', async () => {
@@ -195,10 +223,11 @@ describe('counter operations', () => {
     await page.locator('[data-testid=order-detail]').waitFor();
     await page.locator('[data-testid=timeline-entry][data-type=paid]').waitFor();
     expect(await page.locator(`[data-testid=detail-sub][data-txid="${txid}"]`).count()).toBe(1);
-    expect(await page.locator('[data-testid=timeline-entry][data-type=printed]').count()).toBe(2); // slip, receipt
+    // slip, receipt, and the refund slip is not an order paper of this kind
+    expect(await page.locator('[data-testid=timeline-entry][data-type=printed]').count()).toBe(2);
     const before = capture.jobs.length;
     await page.locator('[data-testid=reprint-receipt]').click();
-    const again = await capture.waitForJob(before, 15_000);
+    const again = await paper(before, ['支付成功', '重印 REPRINT']);
     expect(again.decoded.text).toContain('重印 REPRINT');
     expect(again.decoded.text).toContain('支付成功');
     expect(again.decoded.text).toContain(txid);

@@ -2,7 +2,7 @@
  * One order in full: every sub-order (merchant, amount, sub-order number, WeChat Pay transaction
  * id, state, refunds), the relay's timeline (created, QR, printed, paid by notification or query,
  * closed by whom, refunds), and reprints of the slip or paid receipt (marked REPRINT on paper).
- * Refunds: the refund panel lives in the slot below the sub-orders.
+ * Refunds: the refund panel (RefundPanel) below the sub-orders, for a manager.
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { Order, OrderTimeline, PrintJob, TimelineEntry } from '../contract';
@@ -14,6 +14,7 @@ import { beijingDateTime } from '../time';
 import { friendly } from '../errors';
 import { displayStatus, orderKind } from '../orders';
 import { PrintStatus } from '../components/PrintStatus';
+import { RefundPanel } from '../components/RefundPanel';
 
 function entryText(e: TimelineEntry): string {
   if (e.type === 'printed') return tc(e.detail.kind === 'receipt' ? 'tl.printed.receipt' : 'tl.printed.slip') + (e.detail.reprint ? tc('tl.reprint') : '');
@@ -109,9 +110,10 @@ export function OrderDetail({ no, onBack }: { no: string; onBack(): void }) {
               ))}
             </tbody>
           </table>
-          <div class="refund-slot" data-testid="refund-slot">
-            {/* Refund panel slot (order in, refunds of its sub-orders out). */}
-          </div>
+          {/* Refunds: a paid order, for a manager (manager terminal, manager token or a PIN unlock; the relay decides). */}
+          {order.state === 'SUCCESS' && (s.session?.manager || s.session?.role === 'manager') && (
+            <div class="refund-slot" data-testid="refund-slot"><RefundPanel key={order.combine_out_trade_no} order={order} /></div>
+          )}
           <div class="toolbar">
             <button class="btn" data-testid="reprint-slip" disabled={busy || !order.code_url} onClick={() => void reprint('slip')}>{tc('detail.reprintSlip')}</button>
             <button class="btn" data-testid="reprint-receipt" disabled={busy || order.state !== 'SUCCESS'} onClick={() => void reprint('receipt')}>{tc('detail.reprintReceipt')}</button>
