@@ -199,6 +199,13 @@ describe('counter operations', () => {
     expect(printed.decoded.cut).toBe(true);
     expect(text).not.toContain('REPRINT');
 
+    // Printed again from the screen: the same figures, marked REPRINT.
+    const n = capture.jobs.length;
+    await page.locator('[data-testid=shift-reprint]').click();
+    const reprinted = await paper(n, ['交班报表', '重印 REPRINT']);
+    expect(reprinted.decoded.text).toContain(yuan(report.net));
+    await page.locator('[data-testid=shift-print][data-state=done]').waitFor();
+
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid=shift-csv]').click()]);
     expect(download.suggestedFilename()).toBe(`shift-${id}.csv`);
     const bytes = readFileSync((await download.path())!);
