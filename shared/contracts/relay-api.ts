@@ -7,6 +7,10 @@
 export type OrderState = 'NOTPAY' | 'USERPAYING' | 'SUCCESS' | 'CLOSED' | 'PAYERROR';
 export const ORDER_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING', 'SUCCESS', 'CLOSED', 'PAYERROR'];
 export const FINAL_STATES: readonly OrderState[] = ['SUCCESS', 'CLOSED', 'PAYERROR'];
+/** `expire_minutes` of POST /v1/orders: WeChat Pay keeps a QR payable at most 7 days. One limit for relay and terminal. */
+export const MAX_EXPIRE_MINUTES = 10_080;
+/** Merchants in one sale: 1 = basic Native, 2–10 = combined payment. */
+export const MAX_SUB_ORDERS = 10;
 
 /** Local lifecycle beyond WeChat's trade_state (extension): creation failed upstream. */
 export type OrderCreation = 'PENDING' | 'CREATED' | 'FAILED';

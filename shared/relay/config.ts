@@ -3,6 +3,7 @@
  * validated once at start: a bad or missing setting is a ConfigError naming the variable.
  */
 import { ConfigError } from '../wechatpay/errors';
+import { MAX_EXPIRE_MINUTES } from '../contracts/relay-api';
 
 export { ConfigError };
 
@@ -95,7 +96,7 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
     closeMinAgeSeconds: int(env, 'RELAY_CLOSE_MIN_AGE_SECONDS', 300, 0, 86_400),
     heartbeatSeconds: int(env, 'RELAY_HEARTBEAT_SECONDS', 15, 1, 3600),
     notifyMaxBytes: int(env, 'RELAY_NOTIFY_MAX_BYTES', 65_536, 1024, 1_048_576),
-    defaultExpireMinutes: int(env, 'RELAY_DEFAULT_EXPIRE_MINUTES', 30, 1, 10_080),
+    defaultExpireMinutes: int(env, 'RELAY_DEFAULT_EXPIRE_MINUTES', 30, 1, MAX_EXPIRE_MINUTES),
     dbSynchronous: sync,
     logLevel,
     reconcileTickMs: int(env, 'RELAY_RECONCILE_TICK_MS', 1000, 50, 60_000),

@@ -1,5 +1,8 @@
 /** Input checks for POST /v1/orders: every refusal names the field at fault. */
 import { createHash } from 'node:crypto';
+import { MAX_EXPIRE_MINUTES, MAX_SUB_ORDERS } from '../contracts/relay-api';
+import { MAX_SUB_ORDER_FEN } from '../wechatpay/combine';
+import { ATTACH_MAX_BYTES, DESCRIPTION_MAX_BYTES } from '../wechatpay/validate';
 import { BadRequest } from './errors';
 
 export interface ValidSubOrder {
@@ -16,10 +19,10 @@ export interface ValidOrderInput {
 }
 
 /** Sub-orders (merchants) in one sale: WeChat Pay's combined payment takes at most ten. */
-export const MAX_SUB_ORDERS = 10;
+export { MAX_SUB_ORDERS };
 
-/** Per-sub-order cap: "1000万" taken as yuan (reference §0, UNCONFIRMED unit) = 10^9 fen. */
-export const MAX_SUB_AMOUNT = 1_000_000_000;
+/** Per-sub-order cap: the client's one rule ("1000万" taken as yuan = 10^9 fen, UNCONFIRMED unit). */
+export const MAX_SUB_AMOUNT = MAX_SUB_ORDER_FEN;
 
 const utf8 = (s: string) => Buffer.byteLength(s, 'utf8');
 
@@ -80,20 +83,20 @@ export function validateCreateOrder(body: unknown, allowedMchids: Set<string>, d
     const o = s as Record<string, unknown>;
     if (typeof o.mchid !== 'string' || o.mchid === '') throw new BadRequest(`${f}.mchid`, 'is required');
     if (!allowedMchids.has(o.mchid)) throw new BadRequest(`${f}.mchid`, `${o.mchid} is not a configured sub-merchant`);
-    const description = text(`${f}.description`, o.description, 127, true)!;
+    const description = text(`${f}.description`, o.description, DESCRIPTION_MAX_BYTES, true)!;
     const amount = o.amount;
     if (typeof amount !== 'number' || !Number.isInteger(amount)) throw new BadRequest(`${f}.amount`, 'must be an integer number of fen');
     if (amount <= 0) throw new BadRequest(`${f}.amount`, 'must be positive');
     if (amount > MAX_SUB_AMOUNT) throw new BadRequest(`${f}.amount`, `must be at most ${MAX_SUB_AMOUNT} fen`);
-    const attach = text(`${f}.attach`, o.attach, 128, false);
+    const attach = text(`${f}.attach`, o.attach, ATTACH_MAX_BYTES, false);
     return { mchid: o.mchid, description, amount, attach };
   });
-  const description = text('description', b.description, 127, false);
+  const description = text('description', b.description, DESCRIPTION_MAX_BYTES, false);
   let expire_minutes = defaultExpireMinutes;
   if (b.expire_minutes !== undefined && b.expire_minutes !== null) {
     const e = b.expire_minutes;
     // WeChat raises values under 1 minute and caps validity at 7 days (reference §4.1).
-    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > 10_080) throw new BadRequest('expire_minutes', 'must be an integer from 1 to 10080');
+    if (typeof e !== 'number' || !Number.isInteger(e) || e < 1 || e > MAX_EXPIRE_MINUTES) throw new BadRequest('expire_minutes', `must be an integer from 1 to ${MAX_EXPIRE_MINUTES}`);
     expire_minutes = e;
   }
   return { sub_orders, description, expire_minutes };

@@ -5,11 +5,12 @@
 import { isIP } from 'node:net';
 import type { CombineCloseRequest, CombineNativeRequest, NativeRequest } from '../wechatpay/models';
 import { parseRfc3339 } from '../wechatpay/time';
+import { MAX_SUB_ORDER_FEN } from '../wechatpay/combine';
 import { paramError } from './errors';
 
 const ORDER_NO = /^[0-9A-Za-z_\-|*]{6,32}$/;
-/** 1000万 yuan per sub-order (unit UNCONFIRMED in the reference; yuan assumed). */
-const MAX_SUB_AMOUNT = 1_000_000_000;
+/** 1000万 yuan per sub-order (unit UNCONFIRMED in the reference; yuan assumed): the protocol's one constant. */
+const MAX_SUB_AMOUNT = MAX_SUB_ORDER_FEN;
 
 type Obj = Record<string, unknown>;
 

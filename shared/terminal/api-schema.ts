@@ -3,7 +3,7 @@
  * host: whatever the renderer sends is checked here before it reaches the services.
  */
 import { z } from 'zod';
-import { ORDER_STATES } from '../contracts/relay-api';
+import { MAX_EXPIRE_MINUTES, MAX_SUB_ORDERS, ORDER_STATES } from '../contracts/relay-api';
 import { TERMINAL_METHODS, type ApiResult, type TerminalApi, type TerminalMethod } from '../contracts/terminal-api';
 import { TerminalError, toErrorBody } from './errors';
 
@@ -12,16 +12,18 @@ const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be yyyy-MM-dd');
 const shiftId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 const pin = z.string().regex(/^\d{4,8}$/, 'PIN must be 4 to 8 digits');
 
+// Shape only: the limits of each field (bytes of a description, the per-sub-order cap, which
+// characters may be printed) are the relay's one rule, answered as a 400 naming the field.
 const createOrderRequest = z.object({
   sub_orders: z.array(z.object({
     mchid: z.string().regex(/^\d{1,32}$/, 'mchid must be digits'),
-    description: z.string().min(1, 'description is required').max(127),
-    amount: z.number().int('amount must be integer fen').positive('amount must be positive').max(100_000_000_00),
-    attach: z.string().max(128).optional(),
+    description: z.string().min(1, 'description is required'),
+    amount: z.number().int('amount must be integer fen').positive('amount must be positive').max(Number.MAX_SAFE_INTEGER),
+    attach: z.string().optional(),
     // One sub-order: a single-merchant sale (basic Native); 2–10: a combined sale (contract §2).
-  }).strict()).min(1, 'a sale needs at least one sub-order').max(10, 'one sale pays at most 10 merchants: split the sale'),
-  description: z.string().max(127).optional(),
-  expire_minutes: z.number().int().min(1).max(1440).optional(),
+  }).strict()).min(1, 'a sale needs at least one sub-order').max(MAX_SUB_ORDERS, `one sale pays at most ${MAX_SUB_ORDERS} merchants: split the sale`),
+  description: z.string().optional(),
+  expire_minutes: z.number().int().min(1).max(MAX_EXPIRE_MINUTES).optional(),
 }).strict();
 
 const orderQuery = z.object({

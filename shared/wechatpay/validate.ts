@@ -67,13 +67,15 @@ export function validateTimeExpire(field: string, v: unknown): string {
  * Order description. The pages say 127 characters; whether WeChat Pay counts characters or
  * UTF-8 bytes is not settled (string(127) elsewhere means bytes). Safe reading: 127 bytes.
  */
+export const DESCRIPTION_MAX_BYTES = 127;
 export function validateDescription(field: string, v: unknown): string {
-  return validateText(field, v, { required: true, maxBytes: 127 })!;
+  return validateText(field, v, { required: true, maxBytes: DESCRIPTION_MAX_BYTES })!;
 }
 
 /** `attach`: opaque merchant data, ≤ 128 bytes (the byte reading, as for the description). */
+export const ATTACH_MAX_BYTES = 128;
 export function validateAttach(field: string, v: unknown, required: boolean): string | undefined {
-  return validateText(field, v, { required, maxBytes: 128 });
+  return validateText(field, v, { required, maxBytes: ATTACH_MAX_BYTES });
 }
 
 /** A positive safe-integer amount of fen, optionally capped. */
@@ -112,16 +114,15 @@ export function validateNotifyUrl(field: string, v: unknown, opts: { required: b
 
 /**
  * `scene_info` `{payer_client_ip, device_id?}`: the IP is required once scene_info is sent.
- * `deviceIdMinChars`: combine keeps the older docs' minimum of 7 (§4.1); the addendum settles
- * that there is none.
+ * `device_id` is string(16) with no minimum (addendum; the official example is "POS1:1").
  */
-export function validateSceneInfo(v: unknown, opts: { deviceIdMinChars?: number } = {}): { device_id?: string; payer_client_ip: string } | undefined {
+export function validateSceneInfo(v: unknown): { device_id?: string; payer_client_ip: string } | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object') throw new ValidationError('/scene_info', 'must be an object');
   const s = v as { device_id?: unknown; payer_client_ip?: unknown };
   const payer_client_ip = validateText('/scene_info/payer_client_ip', s.payer_client_ip, { required: true, maxBytes: 45 })!;
   if (!isIP(payer_client_ip)) throw new ValidationError('/scene_info/payer_client_ip', `must be an IPv4 or IPv6 address, got ${JSON.stringify(payer_client_ip)}`);
-  const device_id = validateText('/scene_info/device_id', s.device_id, { minChars: opts.deviceIdMinChars, maxBytes: 16 });
+  const device_id = validateText('/scene_info/device_id', s.device_id, { maxBytes: 16 });
   return device_id === undefined ? { payer_client_ip } : { device_id, payer_client_ip };
 }
 

@@ -95,7 +95,7 @@ describe('combine Native create/query/close over real HTTP', () => {
       ['/notify_url', (o) => { o.notify_url = 'https://pos.example.com/notify?x=1'; }],
       ['/notify_url', (o) => { o.notify_url = 'pos.example.com/notify'; }],
       ['/scene_info/payer_client_ip', (o) => { o.scene_info = { payer_client_ip: 'not-an-ip' }; }],
-      ['/scene_info/device_id', (o) => { o.scene_info = { device_id: 'POS1', payer_client_ip: '10.0.0.1' }; }],
+      ['/scene_info/device_id', (o) => { o.scene_info = { device_id: 'POS-0000000000001', payer_client_ip: '10.0.0.1' }; }],
       ['/combine_mchid', (o) => { o.combine_mchid = '1900000110'; }],
     ];
     for (const [field, mutate] of bad) {
