@@ -38,6 +38,12 @@ export interface StartRelayOptions {
   clientOptions?: ClientOverrides;
   credentials?: Credentials;
   log?: Logger;
+  /**
+   * Tests and demos: the public URL is the URL the relay listens on (with RELAY_PORT=0 it is known
+   * only once bound; RELAY_PUBLIC_URL is then not used). A real relay sits behind a TLS proxy and
+   * keeps RELAY_PUBLIC_URL.
+   */
+  publicUrlFromListen?: boolean;
 }
 
 export async function startRelay(config: RelayConfig, opts: StartRelayOptions = {}): Promise<RelayHandle> {
@@ -47,6 +53,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   // certificate store; keys were parsed once by loadCredentials.
   const owned = opts.clients ? null : MerchantClients.fromCredentials<PayClient>(credentials, (k) => WechatPayClient.fromCredentials(k, { baseUrl: config.baseUrl, ...opts.clientOptions }));
   const clients: PayClients = opts.clients ?? owned!;
+  let notifyUrl = `${config.publicUrl}/wechatpay/notify`;
   const db = openDb(config.dbPath, { synchronous: config.dbSynchronous });
   const checkpointer = startCheckpointer(config.dbPath, 500, (message) => log.warn({ err: message }, 'checkpoint failed'));
   const store = new OrderStore(db);
@@ -54,7 +61,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   const hub = new EventHub(store, auth, log, { heartbeatMs: config.heartbeatSeconds * 1000, perTerminal: config.eventsPerTerminal });
   const orders = new OrderService({
     store, clients, credentials, log,
-    notifyUrl: `${config.publicUrl}/wechatpay/notify`,
+    notifyUrl: () => notifyUrl,
     queryAfterSeconds: config.queryAfterSeconds,
     closeMinAgeSeconds: config.closeMinAgeSeconds,
     defaultExpireMinutes: config.defaultExpireMinutes,
@@ -64,7 +71,7 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
   // Refunds per sub-order, each signed by that sub-order's own merchant (refunds.ts).
   const refundStore = new RefundStore(db, store);
   const refunds = new RefundService({
-    store, refunds: refundStore, clients, log, notifyUrl: `${config.publicUrl}/wechatpay/notify`,
+    store, refunds: refundStore, clients, log, notifyUrl: () => notifyUrl,
     queryAfterSeconds: config.queryAfterSeconds, tickMs: config.reconcileTickMs,
     alert: (kind, no, message, key) => orders.alert(kind, no, message, key),
   });
@@ -83,6 +90,8 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     db.close();
     throw err;
   }
+  // Nothing is sent to WeChat Pay before this point: requests, the reconciler and refunds start after.
+  if (opts.publicUrlFromListen) notifyUrl = `${url.replace(/\/$/, '')}/wechatpay/notify`;
   reconciler.start();
   refunds.start();
   log.info({

@@ -24,7 +24,8 @@ export interface OrderServiceOptions {
   /** Every merchant's client; combined orders are created, queried and closed by the initiator. */
   clients: PayClients;
   credentials: Credentials;
-  notifyUrl: string;
+  /** notify_url of every request; read per request (a relay on port 0 knows it only once listening). */
+  notifyUrl: () => string;
   queryAfterSeconds: number;
   closeMinAgeSeconds: number;
   defaultExpireMinutes: number;
@@ -215,7 +216,7 @@ export class OrderService {
       time_expire: formatBeijing(expiresMs),
       // As for combine: the order number lets the bill's 商户数据包 point back to it.
       attach: subs[0]!.attach ?? no,
-      notify_url: this.o.notifyUrl,
+      notify_url: this.o.notifyUrl(),
       amount: { total: subs[0]!.amount, currency: 'CNY' },
     } : {
       combine_appid: c.appid,
@@ -230,7 +231,7 @@ export class OrderService {
         description: s.description,
       })),
       time_expire: formatBeijing(expiresMs),
-      notify_url: this.o.notifyUrl,
+      notify_url: this.o.notifyUrl(),
     };
     this.o.store.insert({
       row: {

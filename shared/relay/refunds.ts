@@ -26,7 +26,8 @@ export interface RefundServiceOptions {
   store: OrderStore;
   refunds: RefundStore;
   clients: PayClients;
-  notifyUrl: string;
+  /** notify_url of every request; read per request (a relay on port 0 knows it only once listening). */
+  notifyUrl: () => string;
   /** RELAY_QUERY_AFTER_SECONDS: a PROCESSING refund's first query. */
   queryAfterSeconds: number;
   tickMs: number;
@@ -166,7 +167,7 @@ export class RefundService {
         out_trade_no: row.out_trade_no,
         out_refund_no: row.out_refund_no,
         ...(row.reason ? { reason: row.reason } : {}),
-        notify_url: this.o.notifyUrl,
+        notify_url: this.o.notifyUrl(),
         amount: { refund: row.amount, total: row.total, currency: 'CNY' },
       });
       this.applyResult(row, res, 'create');

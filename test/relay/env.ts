@@ -3,7 +3,6 @@
  * port 0 everywhere, tokens for a cashier and a manager, and small HTTP/WebSocket helpers.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,16 +12,6 @@ import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../.
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { createLogger } from '../../shared/relay/log';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Env {
   dir: string;
@@ -63,12 +52,13 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   const { merchantDir } = init;
   const sandbox = await startSandbox({ dir, port: 0, timeScale: o.timeScale ?? 600, closeMinAgeSeconds: o.sandboxCloseMinAgeSeconds ?? o.closeMinAgeSeconds ?? 300,
     refundDelayMs: o.refundDelayMs, refundMinIntervalSeconds: o.refundMinIntervalSeconds });
-  const port = await freePort();
-  const config = loadRelayConfig({
+  // The relay binds port 0 and its notify_url is the URL it got (publicUrlFromListen); a restart
+  // binds that same port again, as a real relay comes back at its fixed address.
+  let config = loadRelayConfig({
     WECHATPAY_CREDENTIALS_DIR: merchantDir,
     WECHATPAY_BASE_URL: sandbox.url,
-    RELAY_PUBLIC_URL: `http://127.0.0.1:${port}`,
-    RELAY_PORT: String(port),
+    RELAY_PUBLIC_URL: 'http://127.0.0.1', // not used: replaced by the listening URL
+    RELAY_PORT: '0',
     RELAY_DB: join(dir, 'relay.db'),
     RELAY_QUERY_AFTER_SECONDS: String(o.queryAfterSeconds ?? 30),
     RELAY_CLOSE_MIN_AGE_SECONDS: String(o.closeMinAgeSeconds ?? 300),
@@ -84,7 +74,8 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     const sink = new Writable({ write(chunk, _enc, cb) { o.logLines!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
     return createLogger('debug', sink);
   };
-  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog(), clientOptions: o.client });
+  let relay: { url: string; close(): Promise<void> } | null = await startRelay(config, { log: makeLog(), clientOptions: o.client, publicUrlFromListen: true });
+  config = { ...config, port: Number(new URL(relay.url).port), publicUrl: relay.url.replace(/\/$/, '') };
   const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
   return {
     dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant, init,
@@ -94,7 +85,7 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     },
     async restartRelay() {
       await relay?.close();
-      relay = await startRelay(config, { log: makeLog(), clientOptions: o.client });
+      relay = await startRelay(config, { log: makeLog(), clientOptions: o.client, publicUrlFromListen: true });
     },
     async close() {
       await relay?.close();
