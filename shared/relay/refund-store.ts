@@ -109,9 +109,6 @@ export class RefundStore {
       pendingNow: db.prepare("UPDATE refunds SET next_check_ms = 0 WHERE watch = 1 AND status = 'PENDING'"),
       list: db.prepare(`SELECT * FROM refunds WHERE created_ms >= ? AND created_ms < ? AND status != 'FAILED'
         AND (@status IS NULL OR status = @status OR (@status = 'PROCESSING' AND status = 'PENDING')) ORDER BY created_ms DESC LIMIT @limit`),
-      // Refund figures of a Beijing day (by initiation time, as the bill dates refund rows).
-      dayTotals: db.prepare(`SELECT mchid, status, SUM(amount) AS amount, COUNT(*) AS count FROM refunds
-        WHERE created_ms >= ? AND created_ms < ? AND status IN ${COUNTING} GROUP BY mchid, status`),
     };
     // Every order object carries its refunds (contract §2): built with the order.
     orders.decorate((order) => this.decorate(order));
@@ -183,10 +180,6 @@ export class RefundStore {
 
   list(dayStartMs: number, status: string | null, limit: number): Refund[] {
     return (this.s.list.all(dayStartMs, dayStartMs + 86_400_000, { status, limit }) as RefundRow[]).map(toRefund);
-  }
-
-  dayTotals(dayStartMs: number): { mchid: string; status: LocalRefundStatus; amount: number; count: number }[] {
-    return this.s.dayTotals.all(dayStartMs, dayStartMs + 86_400_000) as { mchid: string; status: LocalRefundStatus; amount: number; count: number }[];
   }
 
   /**
