@@ -118,6 +118,17 @@ describe('refunds (notifications only: the relay never needs to query)', () => {
     expect(takings.amount).toBe(takings.gross_amount - takings.refund_amount);
   }, 60_000);
 
+  it('a single-merchant sale is refunded the same way, signed by its merchant', async () => {
+    const order = await paidOrder(env, [1234]);
+    expect(order.kind).toBe('single');
+    const r = await refund(env, order.combine_out_trade_no, { out_trade_no: order.sub_orders[0]!.out_trade_no, amount: 1234, reason: '售罄' });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const after = await refundStatus(env, order.combine_out_trade_no, r.body.out_refund_no, 'SUCCESS');
+    expect(after.sub_orders[0]!.refunded_amount).toBe(1234);
+    const log = (await sandboxRequests(env.sandboxUrl, { path: '/v3/refund/domestic/refunds' })).filter((q) => q.method === 'POST');
+    expect(log.at(-1)!.mchid).toBe(order.sub_orders[0]!.mchid);
+  }, 60_000);
+
   it('10 parallel refunds of 40% each: exactly two succeed, the rest are REFUND_EXCEEDS_PAID, the total never above what was paid', async () => {
     const order = await paidOrder(env, [1000, 500]);
     const sub = order.sub_orders[0]!;
