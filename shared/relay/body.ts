@@ -1,6 +1,6 @@
 /** The shared raw-body reader, with the relay's 413 error shape. */
 import type { IncomingMessage } from 'node:http';
-import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
+import { BodyTooLargeError, readRawBody } from '../util/raw-body';
 import { RelayError } from './errors';
 
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { chmodSync } from 'node:fs';
 import { createNonce, signBody } from '../wechatpay/sign';
 import { beijingDate, formatBeijing, isCalendarDate } from '../wechatpay/time';
-import { BodyTooLargeError, readRawBody } from '../wechatpay/raw-body';
+import { BodyTooLargeError, readRawBody } from '../util/raw-body';
 import { encryptResource } from '../wechatpay/aead';
 import { ApiFailure } from './errors';
 import { loadSandboxConfig, type MerchantKeys, type SandboxConfig } from './config';

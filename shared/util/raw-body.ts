@@ -1,7 +1,8 @@
 /**
- * Reads a request body once, as raw bytes, refusing it as soon as it passes the limit. Plain
- * Node with no dependency on any part, so every server may use it (the terminal's web host must
- * not depend on the APIv3 client; see test/deps.test.ts).
+ * Reads a request body once, as raw bytes (signatures are verified on exactly these bytes),
+ * refusing it as soon as it passes the limit. The one reader of every server here: the relay's
+ * notification endpoint, the sandbox and the terminal's web host. Plain Node with no dependency
+ * on any part, so the web host need not depend on the APIv3 client (see test/deps.test.ts).
  */
 import type { IncomingMessage } from 'node:http';
 

@@ -2,7 +2,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
-import { BodyTooLargeError, readRawBody } from '../../shared/wechatpay/raw-body';
+import { BodyTooLargeError, readRawBody } from '../../shared/util/raw-body';
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { apiV3Key, encryptResource } from '../../shared/wechatpay/aead';
 import { NotificationDispatcher, parseNotification, parseNotifyRequest, type WechatPayNotification } from '../../shared/wechatpay/notification';
-import { readRawBody } from '../../shared/wechatpay/raw-body';
+import { readRawBody } from '../../shared/util/raw-body';
 import { PROBE_PREFIX, signBody } from '../../shared/wechatpay/sign';
 import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
 import { DecryptionError, NotificationError, VerificationError } from '../../shared/wechatpay/errors';
