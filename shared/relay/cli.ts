@@ -1,6 +1,8 @@
 /**
  * `npm run relay` serves; `npm run relay -- add-terminal NAME --role cashier|manager` prints a
- * new token as the last stdout line. A bad setting stops it with one line naming the setting.
+ * new token as the last stdout line; `npm run relay -- migrate` brings the PostgreSQL database
+ * named by RELAY_DATABASE_URL to this relay's schema (issue 14: serving from it is not built yet).
+ * A bad setting stops it with one line naming the setting.
  */
 import { ConfigError } from '../wechatpay/errors';
 import { addTerminal, loadRelayConfig, startRelay } from './index';
@@ -13,7 +15,24 @@ function die(message: string, code = 2): never {
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  if (cmd === 'migrate') {
+    const url = process.env.RELAY_DATABASE_URL?.trim();
+    if (!url) die('migrate needs RELAY_DATABASE_URL');
+    // Loaded only here: serving from SQLite never opens the PostgreSQL driver.
+    const { openPg, migratePg } = await import('./pg/index');
+    const pool = openPg(url, { max: 1, applicationName: 'relay-migrate' });
+    try {
+      const r = await migratePg(pool);
+      process.stdout.write(JSON.stringify({ event: 'migrated', from: r.from, to: r.to, applied: r.applied }) + '\n');
+    } finally {
+      await pool.end();
+    }
+    return;
+  }
   if (cmd === 'add-terminal') {
+    // Contract §2: with RELAY_DATABASE_URL the token belongs in PostgreSQL; writing it to the
+    // SQLite file instead would hand out a token no PostgreSQL relay knows.
+    if (process.env.RELAY_DATABASE_URL?.trim()) die('add-terminal with RELAY_DATABASE_URL: PostgreSQL is not built yet (issue 14); unset RELAY_DATABASE_URL to use RELAY_DB', 1);
     const name = rest[0];
     const ri = rest.indexOf('--role');
     const role = ri >= 0 ? rest[ri + 1] : undefined;
@@ -23,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`terminal ${name} (${role}) added; its token (shown once):\n${token}\n`);
     return;
   }
-  if (cmd !== undefined && cmd !== 'serve') die(`unknown command ${cmd} (serve | add-terminal NAME --role cashier|manager)`);
+  if (cmd !== undefined && cmd !== 'serve') die(`unknown command ${cmd} (serve | add-terminal NAME --role cashier|manager | migrate)`);
   const config = loadRelayConfig(process.env);
   const relay = await startRelay(config);
   process.stdout.write(JSON.stringify({ event: 'listening', url: relay.url }) + '\n');
@@ -40,5 +59,6 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err) => {
   if (err instanceof ConfigError) die(`config error: ${err.message}`);
   if (err instanceof RelayError) die(err.message, 1);
+  if (err && typeof err === 'object' && (err as { name?: string }).name === 'PgSchemaError') die((err as Error).message, 1);
   die(`failed to start: ${(err as Error).message}`, 1);
 });

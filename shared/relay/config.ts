@@ -80,6 +80,9 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
   if ((publicUrl + '/wechatpay/notify').length > 255) throw new ConfigError('RELAY_PUBLIC_URL', 'too long: notify_url must stay within 255 characters');
   const host = env.RELAY_HOST?.trim() || '127.0.0.1';
   const port = int(env, 'RELAY_PORT', 8787, 0, 65535);
+  // Contract §2's PostgreSQL store is not served yet (issue 14: only `relay migrate` uses it).
+  // Refused rather than ignored: silently serving from RELAY_DB would split one store's state.
+  if (env.RELAY_DATABASE_URL?.trim()) throw new ConfigError('RELAY_DATABASE_URL', 'PostgreSQL serving is not built yet; unset it to serve from SQLite (RELAY_DB); `relay migrate` already prepares the database');
   const dbPath = env.RELAY_DB?.trim() || 'data/relay.db';
   const sync = (env.RELAY_DB_SYNCHRONOUS?.trim() || 'NORMAL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError('RELAY_DB_SYNCHRONOUS', `must be NORMAL or FULL, got ${JSON.stringify(sync)}`);
