@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: runs every bench/*.bench.ts in its own process (relay-events: many terminals
- * connecting while notifications arrive; relay-history: every screen's route on 3,000,000 orders) (so peak RSS and CPU of one
+ * connecting while notifications arrive; relay-history: every screen's route on 3,000,000 orders;
+ * pg-driver: node-postgres against postgres on a throwaway PostgreSQL cluster) (so peak RSS and CPU of one
  * do not colour the next), in name order, or only those whose names contain an argument.
  */
 import { readdirSync } from 'node:fs';
