@@ -171,8 +171,19 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
     const url = await createDatabase(database);
     const running = child!;
     let stopped: Promise<void> | undefined;
+    // A test process that ends without stop() (a crash, an aborted run) must not leave a server
+    // behind: on exit only synchronous work is possible, so an immediate stop and the folder removed.
+    const onExit = () => {
+      if (running.exitCode === null && running.signalCode === null) {
+        const [cmd, argv] = command(asUser, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+        spawnSync(cmd, argv);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    process.once('exit', onExit);
     const stop = () =>
       (stopped ??= (async () => {
+        process.removeListener('exit', onExit);
         if (running.exitCode === null && running.signalCode === null) {
           const exited = new Promise<void>((r) => running.once('exit', () => r()));
           try {
@@ -188,7 +199,12 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
   } catch (err) {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((r) => child!.once('exit', () => r()));
-      child.kill('SIGKILL');
+      // Through pg_ctl: killing runuser would leave the postgres it started running.
+      try {
+        run(asUser, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+      } catch {
+        child.kill('SIGKILL');
+      }
       await exited;
     }
     const log = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';

@@ -101,6 +101,14 @@ describe('PostgreSQL migrations', () => {
     for (const v of pgCols.values()) v.sort();
     expect(liteCols.size).toBeGreaterThan(10);
     expect(Object.fromEntries([...pgCols].sort())).toEqual(Object.fromEntries([...liteCols].sort()));
+    // The indexes the SQLite schema names (its own queries rely on them), by name.
+    const lite2 = openDb(':memory:');
+    const liteIdx = (lite2.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").all() as { name: string }[]).map((r) => r.name).sort();
+    lite2.close();
+    const pgIdx = (await pool.query<{ indexname: string }>(
+      "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'",
+    )).rows.map((r) => r.indexname).sort();
+    expect(pgIdx).toEqual(liteIdx);
     const seq = (await pool.query("SELECT data_type FROM information_schema.sequences WHERE sequence_name = 'change_cursor'")).rows[0];
     expect(seq.data_type).toBe('bigint');
     const cursorType = (await pool.query("SELECT data_type FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'cursor'")).rows[0];
