@@ -13,6 +13,8 @@ import { badFieldText } from '../../renderer/src/errors';
 import { setLanguage } from '../../renderer/src/i18n';
 import { beijingDateTime } from '../../renderer/src/time';
 import { addDays, isDay } from '../../renderer/src/components/DateField';
+import { billSummary } from '../../renderer/src/bills';
+import type { ReconciliationReport } from '../../shared/contracts/terminal-api';
 
 describe('money display', () => {
   it('formats integer fen with two decimals and grouping', () => {
@@ -297,5 +299,23 @@ describe('settings form', () => {
     expect(other.match(/stale/g)).toHaveLength(1);
     expect(badFieldText('sub_orders', 'sub_orders: needs 2 to 10 sub-orders, got 1')).toContain('单一商户');
     expect(badFieldText('sub_orders[0].amount', 'sub_orders[0].amount: must be positive')).toBe('“金额”填写有误，请检查。');
+  });
+});
+
+describe('bill verdict', () => {
+  const merchant = (mchid: string, status: string) => ({ mchid, name: mchid, status, bill_count: 0, bill_amount: 0, local_count: 0, local_amount: 0, fee_amount: 0 });
+  const report = (ok: boolean, statuses: string[], mismatches = 0) => ({
+    bill_date: '2026-11-28', generated_at: '2026-11-29T10:00:00+08:00', ok,
+    merchants: statuses.map((s, i) => merchant(`19000001${i}`, s)),
+    mismatches: [], mismatch_count: mismatches, mismatches_truncated: false,
+  }) as unknown as ReconciliationReport;
+
+  it('a day with a bill not ready or a merchant without keys is never called reconciled', () => {
+    setLanguage('zh-CN');
+    expect(billSummary(report(true, ['OK', 'NO_STATEMENT']))).toBe('账单与本地记录一致');
+    const incomplete = billSummary(report(false, ['OK', 'NOT_READY', 'NO_KEYS']));
+    expect(incomplete).toContain('2 个商户未能核对');
+    expect(incomplete).not.toContain('一致');
+    expect(billSummary(report(false, ['OK', 'OK'], 3))).toBe('发现 3 处不一致');
   });
 });

@@ -17,6 +17,7 @@ import { closeWaitSeconds, displayStatus, isWaiting, orderKind } from '../orders
 import { ConfirmDialog } from '../components/ConfirmDialog';
 import { RefundPanel } from '../components/RefundPanel';
 import { DateField } from '../components/DateField';
+import { billSummary } from '../bills';
 import { useKeys } from '../keys';
 import { tc } from '../counter-i18n';
 import { DayEnd } from './DayEnd';
@@ -321,7 +322,7 @@ function Bills() {
       <div class={`progress ${report && !report.ok ? 'bad' : ''}`} data-testid="bill-progress" data-done={progress?.done ?? 0} data-total={progress?.total ?? 0}>
         <div class="progress-bar" style={{ width: `${pct}%` }} />
         <span class="progress-text">
-          {running ? `${t('manager.reconciling')} ${progress ? t('manager.progress', { done: progress.done, total: progress.total }) : ''}` : report ? (report.ok ? t('manager.billOk') : t('manager.billMismatch', { n: report.mismatches.length })) : ''}
+          {running ? `${t('manager.reconciling')} ${progress ? t('manager.progress', { done: progress.done, total: progress.total }) : ''}` : report ? billSummary(report) : ''}
         </span>
       </div>
       <ErrorLine error={error} />
