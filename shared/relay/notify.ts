@@ -28,6 +28,9 @@ const fail = (status: number, message: string): NotifyOutcome => ({ status, body
 export class NotificationHandler {
   private readonly insertNotification;
   private readonly tx;
+  private readonly flush: () => void;
+  private queue: Pending[] = [];
+  private flushScheduled = false;
   /** REFUND.* notifications (refunds.ts), set by index.ts. */
   refunds: Pick<RefundService, 'applyNotification'> | null = null;
 
@@ -61,8 +64,42 @@ export class NotificationHandler {
       if (!check.ok) throw new Refused({ kind: 'mismatch', alertKind: check.kind, message: check.message });
       return { kind: 'applied', change: null, state: t.state };
     });
+    // Group commit: the notifications that reach this point within one turn of the event loop
+    // are applied in ONE transaction, each inside its own savepoint (`apply` nested in
+    // `applyBatch`), so a refused one rolls back alone, and each is answered only after the
+    // common COMMIT. A commit writes every page it dirtied to the WAL: pages shared by the
+    // batch (change-cursor, paid and transaction-id index leaves, the WAL header) are written
+    // once per batch instead of once per notification. Exactly-once is unchanged: the id
+    // (UNIQUE) and the state change are still in the same transaction, and a duplicate within
+    // a batch sees the first one's id.
     // DEFERRED is enough: the first statement is a write, so the write lock (with busy_timeout)
     // is taken before anything is read.
+    const applyBatch = db.transaction((batch: Pending[]) => {
+      for (const p of batch) {
+        try {
+          p.result = this.tx(p.id, p.eventType, p.no, p.up);
+        } catch (err) {
+          // That savepoint was rolled back; the others stand.
+          p.error = err;
+        }
+      }
+    });
+    this.flush = () => {
+      const batch = this.queue;
+      this.queue = [];
+      this.flushScheduled = false;
+      try {
+        applyBatch(batch);
+      } catch (err) {
+        // The COMMIT failed: nothing of the batch is stored; each is answered 5xx.
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      for (const p of batch) {
+        if ('error' in p) p.reject(p.error);
+        else p.resolve(p.result!);
+      }
+    };
     this.tx = (id: string, eventType: string, no: string, up: Upstream): ApplyResult => {
       let key: string | null;
       if (up.kind === 'combine') {
@@ -145,7 +182,7 @@ export class NotificationHandler {
     }
     let r: ApplyResult;
     try {
-      r = this.tx(envelope.id, envelope.event_type, no, up);
+      r = await this.enqueue(envelope.id, envelope.event_type, no, up);
     } catch (err) {
       // Not stored: answer 5xx so WeChat Pay delivers it again.
       this.log.error({ order: no, err: (err as Error).message }, 'notification not stored');
@@ -168,6 +205,17 @@ export class NotificationHandler {
     }
   }
 
+  /** Applied with the others of this event-loop turn (see the constructor), after their commit. */
+  private enqueue(id: string, eventType: string, no: string, up: Upstream): Promise<ApplyResult> {
+    return new Promise<ApplyResult>((resolve, reject) => {
+      this.queue.push({ id, eventType, no, up, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
   /** A payment of an order (or basic order number) we never created: alerted, 404, not recorded. */
   private unknown(id: string, no: string): NotifyOutcome {
     this.orders.alert('UNKNOWN_ORDER', null, `notification ${id} for unknown order ${no}`, `notify:${id}:UNKNOWN_ORDER`);
@@ -177,6 +225,18 @@ export class NotificationHandler {
 
 /** Payment notifications handled here: combined and single (basic Native) sales. */
 const NOTIFY_KINDS = ['combine-transaction', 'transaction', 'refund'] as const;
+
+/** A notification waiting for its batch's transaction. */
+interface Pending {
+  id: string;
+  eventType: string;
+  no: string;
+  up: Upstream;
+  resolve: (r: ApplyResult) => void;
+  reject: (err: unknown) => void;
+  result?: ApplyResult;
+  error?: unknown;
+}
 
 /** Thrown inside the transaction to roll it back with an answer. */
 class Refused extends Error {
