@@ -27,9 +27,6 @@ type Field = keyof TradeBillRecord;
 export const MAX_LINE_BYTES = 64 * 1024;
 type State = 'header' | 'detail' | 'summary-row' | 'done';
 
-const SEPARATOR = ',' + BILL_FIELD_PREFIX;
-/** A non-ASCII byte in latin1-read text (a scanner: used once per run of such bytes, not per row). */
-const NON_ASCII = /[\x80-\xff]/g;
 
 /**
  * Fast path for `[-]digits[.digits]` with at most `scale` decimals, read in place from
@@ -88,9 +85,8 @@ export class TradeBillParser {
   /** The bytes the current latin1 text was read from, and where it starts in them. */
   private src: Buffer = Buffer.alloc(0);
   private base = 0;
-  /** Next non-ASCII position in the current text (see findHigh). */
-  private nextHigh = 0;
-  private highFrom = 0;
+  /** Per field of the row being parsed: non-zero when it holds a non-ASCII byte (see split). */
+  private high = new Uint8Array(0);
   /** Column index of each field, -1 when the layout has no such column. */
   private idx = {} as Record<Field, number>;
   private kinds: ColumnKind[] = [];
@@ -141,9 +137,7 @@ export class TradeBillParser {
   private process(buf: Buffer, s: number, e: number, out: TradeBillRecord[]): void {
     this.src = buf;
     this.base = s;
-    const text = buf.toString('latin1', s, e);
-    this.findHigh(text, 0);
-    this.lines(text, out);
+    this.lines(buf.toString('latin1', s, e), out);
   }
 
   /** `text[a..b)` of the current latin1 text, decoded as the UTF-8 it is. */
@@ -169,14 +163,21 @@ export class TradeBillParser {
     let start = 0;
     const len = text.length;
     for (;;) {
+      this.line++;
+      // Hot path: a detail row is split and parsed in place in one pass over its characters,
+      // without a string for the line or its numbers.
+      if (this.state === 'detail' && start < len && text.charCodeAt(start) === 96) {
+        const nl = this.split(text, start, len);
+        out.push(this.rowAt(text));
+        if (nl >= len) return;
+        start = nl + 1;
+        continue;
+      }
       const nl = text.indexOf('\n', start);
       const end = nl < 0 ? len : nl;
       let e = end;
       if (e > start && text.charCodeAt(e - 1) === 13) e--;
-      this.line++;
-      // Hot path: a detail row is parsed in place, without a string for the line or its numbers.
-      if (this.state === 'detail' && e > start && text.charCodeAt(start) === 96) out.push(this.rowAt(text, start, e));
-      else this.handle(this.utf8(start, e), out);
+      this.handle(this.utf8(start, e), out);
       if (nl < 0) return;
       start = nl + 1;
     }
@@ -228,6 +229,7 @@ export class TradeBillParser {
     this.width = titles.length;
     this.starts = new Int32Array(titles.length);
     this.ends = new Int32Array(titles.length);
+    this.high = new Uint8Array(titles.length);
     this.kinds = titles.map((t) => SPEC_BY_TITLE.get(t)?.kind ?? 'text');
     for (const c of BILL_COLUMNS.REFUND) this.idx[c.field] = titles.indexOf(c.title);
     for (const type of ['ALL', 'SUCCESS', 'REFUND'] as const) {
@@ -246,51 +248,56 @@ export class TradeBillParser {
   }
 
   /**
-   * Field boundaries of the row `text[s..e)`: field j spans starts[j] .. ends[j] (the values
-   * after the leading backtick, split on ",`" so commas inside values survive). Reused arrays:
-   * no allocation per row.
+   * Splits the detail row that starts at `text[s]` (a backtick) and returns where it ends (its
+   * line break, or `len`). Field j spans starts[j] .. ends[j] (the values after the leading
+   * backtick, split on ",`" so commas inside values survive; a CR before the line break is not
+   * part of the row), and high[j] says whether it holds a non-ASCII byte (then it is decoded as
+   * UTF-8). One pass over the characters finds the line end, the separators and the non-ASCII
+   * fields together: far cheaper than a search call per field. Reused arrays: no allocation.
    */
-  private split(text: string, s: number, e: number): void {
+  private split(text: string, s: number, len: number): number {
     const width = this.width;
     const starts = this.starts;
     const ends = this.ends;
+    const high = this.high;
     let n = 0;
-    starts[0] = s + 1;
+    let bits = 0;
+    let prev = 96;
+    // The bytes the text was read from (one character per byte): typed-array loads are the
+    // cheapest way to visit every character.
+    const src = this.src;
+    const o = this.base;
     let i = s + 1;
-    for (;;) {
-      const sep = text.indexOf(SEPARATOR, i);
-      if (sep < 0 || sep >= e) break;
-      if (n + 1 >= width) throw malformed(this.line, `detail row has more than ${width} columns, the header has ${width}`);
-      ends[n] = sep;
-      n++;
-      starts[n] = sep + 2;
-      i = sep + 2;
+    starts[0] = i;
+    for (; i < len; i++) {
+      const c = src[o + i]!;
+      if (c === 10) break;
+      if (c === 96 && prev === 44) {
+        if (n + 1 >= width) throw malformed(this.line, `detail row has more than ${width} columns, the header has ${width}`);
+        ends[n] = i - 1;
+        high[n] = bits & 0x80;
+        bits = 0;
+        n++;
+        starts[n] = i + 1;
+        // A backtick that opens a field never closes a separator: ",`,`" is two separators.
+        prev = 0;
+        continue;
+      }
+      bits |= c;
+      prev = c;
     }
-    ends[n] = e;
+    const nl = i;
+    if (i > starts[n]! && src[o + i - 1] === 13) i--;
+    ends[n] = i;
+    high[n] = bits & 0x80;
     if (n + 1 !== width) throw malformed(this.line, `detail row has ${n + 1} columns, the header has ${width}`);
+    return nl;
   }
 
   private text(text: string, i: number): string {
     if (i < 0) return '';
-    const a = this.starts[i]!;
-    const b = this.ends[i]!;
-    // nextHigh is the first non-ASCII position at or after highFrom: valid for [a, b) only when
-    // the scan started at or before a and found nothing before it (fields may come out of order).
-    if (a < this.highFrom || this.nextHigh < a) this.findHigh(text, a);
-    if (this.nextHigh >= b) return text.slice(a, b); // ASCII: the latin1 characters are the text
-    this.findHigh(text, b);
-    return this.utf8(a, b);
-  }
-
-  /**
-   * Position of the next non-ASCII byte at or after `from` in the current text (its length when
-   * none): one native scan per run of non-ASCII bytes, not a check per character.
-   */
-  private findHigh(text: string, from: number): void {
-    NON_ASCII.lastIndex = from;
-    this.highFrom = from;
-    const m = NON_ASCII.exec(text);
-    this.nextHigh = m ? m.index : text.length;
+    // ASCII: the latin1 characters are the text.
+    return this.high[i] === 0 ? text.slice(this.starts[i]!, this.ends[i]!) : this.utf8(this.starts[i]!, this.ends[i]!);
   }
 
   /** Yuan → fen (scale 2) or milli-fen (scale 5) straight from the row text. */
@@ -308,8 +315,7 @@ export class TradeBillParser {
     }
   }
 
-  private rowAt(text: string, s: number, e: number): TradeBillRecord {
-    this.split(text, s, e);
+  private rowAt(text: string): TradeBillRecord {
     const x = this.idx;
     // One object literal with a fixed field order keeps every record the same hidden class.
     const r: TradeBillRecord = {

@@ -12,6 +12,7 @@ import type { TradeBillResponse } from './models';
 export type { TradeBillStream } from './bill-parser';
 
 const GZIP_MAGIC = [0x1f, 0x8b];
+const GUNZIP_CHUNK = 256 * 1024;
 
 /** Refuses an apply answer we could not check before any byte is fetched. */
 export function checkBillApplyResponse(res: TradeBillResponse): void {
@@ -59,8 +60,12 @@ async function* decompressed(source: AsyncIterable<Buffer>, gzip: boolean | unde
 }
 
 async function* gunzipped(input: Readable): AsyncGenerator<Buffer> {
-  // 64 KB output chunks: fewer thread-pool round trips than the 16 KB default (which left the parser idle), less memory in flight than larger ones (measured).
-  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
+  // 256 KiB output chunks: each chunk costs a thread-pool round trip, a stream hop and a hash
+  // call on the main thread, and with 64 KiB chunks that overhead alone took about as long as
+  // `gunzip` itself (measured: gunzip+SHA1 of 275 MB in 1.0 s at 64 KiB, 0.7 s at 256 KiB).
+  // One chunk may wait decompressed while the parser reads the previous one, so inflating
+  // overlaps parsing; memory in flight stays a few chunks and one batch of records.
+  const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
   input.on('error', (err) => gunzip.destroy(err));
   input.pipe(gunzip);
   try {
