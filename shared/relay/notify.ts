@@ -76,6 +76,12 @@ export class NotificationHandler {
     // is taken before anything is read.
     const applyBatch = db.transaction((batch: Pending[]) => {
       for (const p of batch) {
+        // An error SQLite answers by rolling back the whole transaction (disk full, I/O):
+        // the rest must not run in autocommit; the COMMIT then fails and all are answered 5xx.
+        if (!db.inTransaction) {
+          p.error = new Error('the notifications transaction was rolled back');
+          continue;
+        }
         try {
           p.result = this.tx(p.id, p.eventType, p.no, p.up);
         } catch (err) {
