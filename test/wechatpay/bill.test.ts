@@ -155,6 +155,23 @@ describe('trade bill writer ↔ parser', () => {
     expect(() => formatTradeBillRow({ ...r, out_trade_no: 'S`1' })).toThrowError(/out_trade_no/);
   });
 
+  it('values that are empty, end with a comma or are non-ASCII in the last column split exactly, CRLF or LF', () => {
+    // The row splitter looks for ",`" in one pass over the bytes: ",`,`" is two separators around
+    // an empty value, a comma ending a value stays in it, and the CR before LF is not part of the last value.
+    const base = paymentBillRecord({ trade_time: '2025-03-14 12:03:41', appid: 'wx1', mchid: '1900000109', transaction_id: '42', out_trade_no: 'S1', total_fee: 100 });
+    const rows: TradeBillRecord[] = [
+      { ...base, device_info: '', description: 'x,', attach: ',', rate_note: '备注,' },
+      { ...base, out_trade_no: 'S2', description: ',,', attach: '', rate_note: '' },
+      { ...base, out_trade_no: 'S3', description: '午餐', attach: 'é', rate_note: ',é' },
+    ];
+    for (const eol of ['\r\n', '\n'] as const) {
+      const bytes = Buffer.from(formatTradeBill(rows, { billType: 'ALL', eol }), 'utf8');
+      for (const size of [1, 3, bytes.length]) {
+        expect(parseInPieces(bytes, Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => (i + 1) * size)).records).toEqual(rows);
+      }
+    }
+  });
+
   it('non-ASCII text in any text column, in any column order, decodes exactly (REFUND layout, refund times last)', () => {
     // The parser reads rows as latin1 and decodes a field as UTF-8 only when it holds a
     // non-ASCII byte; REFUND bills carry their refund time columns early but the record sets
