@@ -25,6 +25,8 @@ type Field = keyof TradeBillRecord;
  * the partial-line buffer without bound.
  */
 export const MAX_LINE_BYTES = 64 * 1024;
+/** Bytes read into one latin1 string at most (about; see push): below V8's large-object size. */
+const TEXT_PIECE = 64 * 1024;
 type State = 'header' | 'detail' | 'summary-row' | 'done';
 
 
@@ -123,7 +125,17 @@ export class TradeBillParser {
       return out;
     }
     // Cutting at a newline never splits a UTF-8 sequence (0x0A is never a continuation byte).
-    this.process(buf, start, last, out);
+    // Large chunks are read in pieces of about TEXT_PIECE bytes cut at line breaks: each piece's
+    // text is then a young-generation string, freed cheaply, where a larger one would go to
+    // V8's large-object space, which only full collections free (a bigger heap, more RSS).
+    let s = start;
+    while (last - s > TEXT_PIECE) {
+      const cut = buf.lastIndexOf(10, s + TEXT_PIECE);
+      if (cut < s) break; // a line longer than a piece: read the rest in one go
+      this.process(buf, s, cut, out);
+      s = cut + 1;
+    }
+    this.process(buf, s, last, out);
     this.keepTail(buf, last + 1);
     return out;
   }

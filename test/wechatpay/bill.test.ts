@@ -172,6 +172,20 @@ describe('trade bill writer ↔ parser', () => {
     }
   });
 
+  it('chunks far larger than a text piece (64 KiB) parse to the same records, whole or cut anywhere', () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => paymentBillRecord({
+      trade_time: '2025-03-14 12:03:41', appid: 'wx1', mchid: '1900000109', transaction_id: `42${i}`, out_trade_no: `S${i}`, total_fee: 100 + i,
+      description: i % 7 === 0 ? '门店A-午餐套餐' : `item ${i}`, attach: 'x'.repeat(i % 300),
+    }));
+    const bytes = Buffer.from(formatTradeBill(rows, { billType: 'ALL' }), 'utf8');
+    expect(bytes.length).toBeGreaterThan(4 * 64 * 1024);
+    for (const cuts of [[], [200_000, 200_001, 700_000], [65_535, 131_073, 400_000]]) {
+      const got = parseInPieces(bytes, cuts);
+      expect(got.records).toEqual(rows);
+      expect(got.summary).toEqual(summarizeTradeBill(rows));
+    }
+  });
+
   it('non-ASCII text in any text column, in any column order, decodes exactly (REFUND layout, refund times last)', () => {
     // The parser reads rows as latin1 and decodes a field as UTF-8 only when it holds a
     // non-ASCII byte; REFUND bills carry their refund time columns early but the record sets
