@@ -18,3 +18,10 @@ export function beijingDateTime(date: Date | number): string {
   const d = new Date((typeof date === 'number' ? date : date.getTime()) + BEIJING_OFFSET_MS);
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
 }
+
+/** An ISO timestamp in Beijing time; `-` when absent, the text itself when it is not a date. */
+export function isoBeijingDateTime(iso: string | null): string {
+  if (!iso) return '-';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : beijingDateTime(d);
+}

@@ -4,7 +4,7 @@
  */
 import type { Order } from '../../contracts/relay-api';
 import type { Language, PaperWidth, PrintKind } from '../../contracts/terminal-api';
-import { beijingDateTime, fenToYuan } from './format';
+import { fenToYuan, isoBeijingDateTime as time } from './format';
 import type { Block, ReceiptDocument } from './document';
 
 const LABELS = {
@@ -45,12 +45,6 @@ export function storeHeader(name: string | undefined, address: string | undefine
 }
 
 export const yuan = (fen: number): string => `¥${fenToYuan(fen)}`;
-
-function time(iso: string | null): string {
-  if (!iso) return '-';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : beijingDateTime(d);
-}
 
 export function buildReceipt(input: ReceiptInput): ReceiptDocument {
   const L = LABELS[input.language];

@@ -6,7 +6,7 @@
 import type { Order, Refund } from '../../contracts/relay-api';
 import type { Language, PaperWidth } from '../../contracts/terminal-api';
 import type { Block, ReceiptDocument } from './document';
-import { beijingDateTime } from './format';
+import { isoBeijingDateTime as time } from './format';
 import { storeHeader, yuan } from './receipt';
 
 const LABELS = {
@@ -34,12 +34,6 @@ export interface RefundSlipInput {
   storeName?: string;
   storeAddress?: string;
 }
-
-const time = (iso: string | null): string => {
-  if (!iso) return '-';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : beijingDateTime(d);
-};
 
 export function buildRefundSlip(input: RefundSlipInput): ReceiptDocument {
   const L = LABELS[input.language];
