@@ -7,26 +7,14 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import type { CustomerDisplayMode, Language, PaperWidth, QrMode, SaveSettingsResult, Settings, SettingsErrors, SettingsUpdate } from '../contracts/terminal-api';
+import type { SaveSettingsResult, Settings, SettingsErrors, SettingsUpdate } from '../contracts/terminal-api';
 import { TerminalError } from './errors';
 
 /** Everything `settings.json` holds, tokens included: terminal services only, never sent to a screen. */
-export interface StoredSettings {
-  relay_url: string;
+export type StoredSettings = Omit<Settings, 'terminal_token_set' | 'manager_token_set'> & {
   terminal_token: string;
   manager_token: string;
-  printer: string;
-  paper_width: PaperWidth;
-  language: Language;
-  qr_mode: QrMode;
-  stale_minutes: number;
-  store_name: string;
-  store_address: string;
-  store_logo: string;
-  cashier_name: string;
-  confirm_above_fen: number;
-  customer_display: CustomerDisplayMode;
-}
+};
 
 export type StoredSettingsResult = { ok: true; settings: StoredSettings } | { ok: false; errors: SettingsErrors };
 
