@@ -177,10 +177,11 @@ if (electron) {
   } else {
     say(`Electron binary not present and ${browser ? 'no display' : 'no Chromium'}: open this single-use start link in a browser${process.stdin.isTTY ? ' (press Enter for another one)' : ''}:`);
   }
-  // The customer display (副屏) of a browser-only counter: its own single-use link, which reaches
-  // only the customer view (no settings, no orders, no printing).
-  say(`customer display (副屏): open this single-use link on the screen facing the customer: ${host.customerLaunchUrl()}`);
   console.log(browserChild ? host.url : host.launchUrl());
+  // The customer display (副屏) of a browser-only counter: its own single-use link, which reaches
+  // only the customer view (no settings, no orders, no printing). Said after the cashier's link,
+  // which stays right under the line that announces it.
+  say(`customer display (副屏): open this single-use link on the screen facing the customer: ${host.customerLaunchUrl()}`);
   if (!browserChild && process.stdin.isTTY) {
     process.stdin.on('data', () => console.log(host.launchUrl()));
   }
