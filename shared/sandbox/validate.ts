@@ -44,8 +44,7 @@ export function validateCreate(body: unknown): CombineNativeRequest {
   str(body, 'combine_out_trade_no', '', { required: true, min: 6, max: 32, pattern: ORDER_NO });
   if (body.scene_info !== undefined) {
     if (!isObj(body.scene_info)) throw paramError('/scene_info', '应为对象 (must be an object)');
-    // Older docs give device_id a minimum of 7; accepted from 1 so a short POS id is not refused
-    // here (the relay keeps to 7–16 as the reference advises).
+    // device_id: string(16), no minimum (addendum; older docs gave a minimum of 7).
     str(body.scene_info, 'device_id', '/scene_info', { max: 16 });
     const ip = str(body.scene_info, 'payer_client_ip', '/scene_info', { required: true, max: 45 });
     if (!isIP(ip!)) throw paramError('/scene_info/payer_client_ip', '不是合法的IP地址 (not an IPv4/IPv6 address)', ip);
@@ -143,7 +142,8 @@ export function validateNative(body: unknown): NativeRequest {
   if (currency !== undefined && currency !== 'CNY') throw paramError('/amount/currency', '仅支持CNY (only CNY)', currency);
   if (body.scene_info !== undefined) {
     if (!isObj(body.scene_info)) throw paramError('/scene_info', '应为对象 (must be an object)');
-    str(body.scene_info, 'device_id', '/scene_info', { max: 32 });
+    // string(16), no minimum, as for combine (addendum "Settled").
+    str(body.scene_info, 'device_id', '/scene_info', { max: 16 });
     const ip = str(body.scene_info, 'payer_client_ip', '/scene_info', { required: true, max: 45 });
     if (!isIP(ip!)) throw paramError('/scene_info/payer_client_ip', '不是合法的IP地址 (not an IPv4/IPv6 address)', ip);
   }

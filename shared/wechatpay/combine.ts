@@ -29,7 +29,7 @@ export function buildCombineNativeBody(req: CombineNativeRequest): CombineNative
   const combine_mchid = validateMchid('/combine_mchid', req.combine_mchid);
   const combine_out_trade_no = validateOrderNo('/combine_out_trade_no', req.combine_out_trade_no);
   const body: CombineNativeRequest = { combine_appid, combine_mchid, combine_out_trade_no, sub_orders: [], notify_url: '' };
-  // Older docs say device_id has at least 7 characters: the combine builder keeps 7–16 (§4.1).
+  // device_id: string(16), no minimum (addendum; older docs said at least 7).
   const scene_info = validateSceneInfo(req.scene_info);
   if (scene_info) body.scene_info = scene_info;
   const seen = new Set<string>();

@@ -71,6 +71,8 @@ describe('basic Native', () => {
       [{ amount: { total: 100, currency: 'USD' } }, '/amount/currency'],
       [{ notify_url: 'ftp://x/notify' }, '/notify_url'],
       [{ time_expire: '2026-01-01 10:00:00' }, '/time_expire'],
+      // string(16) (addendum), not 32.
+      [{ scene_info: { device_id: 'POS-0000000000001', payer_client_ip: '10.0.0.1' } }, '/scene_info/device_id'],
     ] as const) {
       const r = await send(env, 'POST', NATIVE, nativeRequest(pk, over), { as: pk });
       expect([r.status, r.json.code, r.json.detail?.field], field).toEqual([400, 'PARAM_ERROR', field]);
