@@ -2,7 +2,7 @@
  * The relay as a real process (the CLI): killed with SIGKILL while notifications arrive, then
  * restarted: every notification that got a 2xx is applied, nothing is lost.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,28 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initSandbox, startSandbox } from '../../shared/sandbox/index';
 import type { Order } from '../../shared/contracts/relay-api';
 import { api } from './env';
+import { RELAY_CLI, startRelayChild } from './child';
 import { NotificationForge } from './forge';
 
-const CLI = join(process.cwd(), 'shared/relay/cli.ts');
+const CLI = RELAY_CLI;
 let dir: string;
 let sandbox: { url: string; close(): Promise<void> };
 let relayEnv: Record<string, string>;
 let child: ChildProcess | null = null;
-
-function startChild(): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI], { env: { ...process.env, ...relayEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    proc.stderr!.on('data', (d) => { err += d; });
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) resolve({ proc, url: JSON.parse(line).url });
-    });
-    proc.once('exit', (code) => reject(new Error(`relay exited ${code}: ${err}`)));
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'relay-crash-'));
@@ -77,7 +63,7 @@ describe('relay process', () => {
     expect(add.status).toBe(0);
     const token = add.stdout.trim().split('\n').pop()!;
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    let { proc, url } = await startChild();
+    let { proc, url } = await startRelayChild(relayEnv);
     child = proc;
     const merchant = (await api(url, 'GET', '/v1/merchants', token)).body.sub_merchants;
     const orders: Order[] = [];
@@ -110,7 +96,7 @@ describe('relay process', () => {
     expect(acked.size).toBeGreaterThan(5);
     expect(acked.size).toBeLessThan(orders.length);
 
-    ({ proc, url } = await startChild());
+    ({ proc, url } = await startRelayChild(relayEnv));
     child = proc;
     for (const no of acked) {
       const o = await api<Order>(url, 'GET', `/v1/orders/${no}`, token);

@@ -3,7 +3,7 @@
  * was recorded but before WeChat Pay got it, and after WeChat Pay made it but before its answer
  * arrived. After a restart each refund completes, exactly once at WeChat Pay.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,9 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initSandbox, startSandbox } from '../../shared/sandbox/index';
 import type { Order } from '../../shared/contracts/relay-api';
 import { api, until } from './env';
+import { RELAY_CLI, startRelayChild } from './child';
 import { sandboxFaults } from '../e2e/sandbox-client';
 
-const CLI = join(process.cwd(), 'shared/relay/cli.ts');
+const CLI = RELAY_CLI;
 let dir: string;
 let sandbox: { url: string; close(): Promise<void> };
 let relayEnv: Record<string, string>;
@@ -25,19 +26,7 @@ let holeUrl: string;
 const held: Socket[] = [];
 
 function startChild(extra: Record<string, string> = {}): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI], { env: { ...process.env, ...relayEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child = proc;
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    proc.stderr!.on('data', (d) => { err += d; });
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) resolve({ proc, url: JSON.parse(line).url });
-    });
-    proc.once('exit', (code) => reject(new Error(`relay exited ${code}: ${err}`)));
-  });
+  return startRelayChild({ ...relayEnv, ...extra }, (proc) => { child = proc; });
 }
 
 async function kill9(proc: ChildProcess): Promise<void> {

@@ -4,7 +4,7 @@
  * accepts the connection and never answers (WeChat Pay is never reached). Restarted against the
  * sandbox, the relay re-sends the recorded basic Native create, and the sale completes.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,8 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initSandbox, startSandbox } from '../../shared/sandbox/index';
 import type { Order } from '../../shared/contracts/relay-api';
 import { api, until } from './env';
+import { RELAY_CLI, startRelayChild } from './child';
 
-const CLI = join(process.cwd(), 'shared/relay/cli.ts');
+const CLI = RELAY_CLI;
 let dir: string;
 let sandbox: { url: string; close(): Promise<void> };
 let relayEnv: Record<string, string>;
@@ -26,21 +27,6 @@ let hole: Server;
 let holeUrl: string;
 const holeSockets = new Set<Socket>();
 let holeData = '';
-
-function startChild(env: Record<string, string>): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    proc.stderr!.on('data', (d) => { err += d; });
-    proc.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"listening"'));
-      if (line) resolve({ proc, url: JSON.parse(line).url });
-    });
-    proc.once('exit', (code) => reject(new Error(`relay exited ${code}: ${err}`)));
-  });
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'relay-single-crash-'));
@@ -74,7 +60,7 @@ describe('single sale, relay killed between recording and calling WeChat Pay', (
     expect(add.status).toBe(0);
     const token = add.stdout.trim().split('\n').pop()!;
 
-    let { proc, url } = await startChild({ ...relayEnv, WECHATPAY_BASE_URL: holeUrl });
+    let { proc, url } = await startRelayChild({ ...relayEnv, WECHATPAY_BASE_URL: holeUrl });
     child = proc;
     const mchid = (await api(url, 'GET', '/v1/merchants', token)).body.sub_merchants[2].mchid as string;
     const body = { sub_orders: [{ mchid, description: '咖啡', amount: 1600 }] };
@@ -100,7 +86,7 @@ describe('single sale, relay killed between recording and calling WeChat Pay', (
     const before = await api<{ requests: unknown[] }>(sandbox.url, 'GET', '/sandbox/requests?path=/v3/pay/transactions/native', null);
     expect(before.body.requests).toEqual([]);
 
-    ({ proc, url } = await startChild({ ...relayEnv, WECHATPAY_BASE_URL: sandbox.url }));
+    ({ proc, url } = await startRelayChild({ ...relayEnv, WECHATPAY_BASE_URL: sandbox.url }));
     child = proc;
     const created = await until(async () => {
       const o = (await api<Order>(url, 'GET', `/v1/orders/${rec.no}`, token)).body;
