@@ -267,12 +267,7 @@ export class Orders {
     // Paid: the exact combine code/status is UNCONFIRMED; 400 ORDER_PAID from the basic close docs.
     if (o.state === 'SUCCESS' || o.state === 'REFUND') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付，不能关闭 (order paid: refund instead)');
     if (o.state === 'CLOSED') throw new ApiFailure(400, 'ORDER_CLOSED', '订单已关闭 (order already closed)');
-    this.checkCloseAge(o, minAgeSeconds, now);
-    if (o.state === 'USERPAYING') return 'USER_PAYING';
-    o.state = 'CLOSED';
-    o.closed_at = now;
-    this.store.putOrder(o);
-    return 'CLOSED';
+    return this.closeOpen(o, minAgeSeconds, now);
   }
 
   // ---- basic Native (addendum "Basic Native") --------------------------------------------------
@@ -377,19 +372,20 @@ export class Orders {
     const o = ref.order;
     if (o.state === 'SUCCESS' || o.state === 'REFUND') throw new ApiFailure(400, 'ORDER_PAID', '订单已支付，不能关闭 (order paid: refund instead)');
     if (o.state === 'CLOSED') return 'CLOSED';
-    this.checkCloseAge(o, minAgeSeconds, now);
+    return this.closeOpen(o, minAgeSeconds, now);
+  }
+
+  /** Combine and basic alike, once the order is known open: the 5-minute rule, 202 while paying, else closed. */
+  private closeOpen(o: StoredOrder, minAgeSeconds: number, now: number): 'CLOSED' | 'USER_PAYING' {
+    const age = (now - o.created_at) / 1000;
+    if (age < minAgeSeconds) {
+      throw new ApiFailure(400, 'INVALID_REQUEST', `订单生成后不能马上调用关单接口，最短调用时间间隔为${Math.round(minAgeSeconds / 60)}分钟 (close is refused within ${minAgeSeconds}s of creation; retry in ${Math.ceil(minAgeSeconds - age)}s)`);
+    }
     if (o.state === 'USERPAYING') return 'USER_PAYING';
     o.state = 'CLOSED';
     o.closed_at = now;
     this.store.putOrder(o);
     return 'CLOSED';
-  }
-
-  private checkCloseAge(o: StoredOrder, minAgeSeconds: number, now: number): void {
-    const age = (now - o.created_at) / 1000;
-    if (age < minAgeSeconds) {
-      throw new ApiFailure(400, 'INVALID_REQUEST', `订单生成后不能马上调用关单接口，最短调用时间间隔为${Math.round(minAgeSeconds / 60)}分钟 (close is refused within ${minAgeSeconds}s of creation; retry in ${Math.ceil(minAgeSeconds - age)}s)`);
-    }
   }
 
   byCodeUrl(url: string): StoredOrder | undefined {

@@ -100,6 +100,11 @@ function pathParam(segment: string, field = 'combine_out_trade_no'): string {
   }
 }
 
+/** A close's answer: 204, or 202 USER_PAYING while the buyer is paying (addendum). */
+function closeReply(r: 'CLOSED' | 'USER_PAYING'): Reply {
+  return r === 'USER_PAYING' ? { status: 202, body: { code: 'USER_PAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
+}
+
 /** A folder from an older init was world-readable: the APIv3 keys in sandbox.json are secrets. */
 function tighten(sandboxDir: string): void {
   try {
@@ -263,10 +268,7 @@ export class SandboxServer {
       if (closeMatch) {
         need('POST');
         const no = pathParam(closeMatch[1]!);
-        return (body, mchid) => {
-          const r = this.orders.close(no, body, mchid, this.closeMinAge, this.now());
-          return r === 'USER_PAYING' ? { status: 202, body: { code: 'USER_PAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
-        };
+        return (body, mchid) => closeReply(this.orders.close(no, body, mchid, this.closeMinAge, this.now()));
       }
       if (/^[^/]+$/.test(rest)) {
         need('GET');
@@ -285,10 +287,7 @@ export class SandboxServer {
       if (closeMatch) {
         need('POST');
         const no = pathParam(closeMatch[1]!, 'out_trade_no');
-        return (body, mchid) => {
-          const r = this.orders.closeBasic(no, body, mchid, this.closeMinAge, this.now());
-          return r === 'USER_PAYING' ? { status: 202, body: { code: 'USER_PAYING', message: '用户支付中，请稍后查询订单状态' } } : { status: 204 };
-        };
+        return (body, mchid) => closeReply(this.orders.closeBasic(no, body, mchid, this.closeMinAge, this.now()));
       }
       if (/^[^/]+$/.test(rest)) {
         need('GET');
