@@ -12,16 +12,15 @@ import { ManagerPin, validPin, type PinOptions } from './pin';
 import { dayEndCsv, Reports, shiftCsv, type RefundLedger } from './reports';
 import { Shifts, validCashier } from './shifts';
 import type { OrderStore } from './store';
-import { Timeline, validOrderEvent, type TimelineRefund } from './timeline';
+import { Timeline, validOrderEvent } from './timeline';
 
 export interface CounterDeps {
   db: Db;
   store: OrderStore;
   auth: Authenticator;
   merchants: () => { mchid: string; name: string }[];
-  /** Refund records, once the relay keeps them (per order for timelines, totals for reports). */
+  /** Refund records, once the relay keeps them (totals for reports). */
   refundLedger?: () => RefundLedger | null;
-  refundsOf?: () => ((no: string) => TimelineRefund[]) | null;
   pin?: PinOptions;
 }
 
@@ -56,7 +55,7 @@ export class CounterRoutes {
     this.pin = new ManagerPin(d.db, d.store, d.pin);
     this.reports = new Reports({ db: d.db, merchants: d.merchants, refunds: d.refundLedger });
     this.shifts = new Shifts(d.db, d.store, this.reports);
-    this.timeline = new Timeline(d.db, d.refundsOf);
+    this.timeline = new Timeline(d.db);
     d.auth.elevations = (terminal, e) => this.pin.check(terminal, e);
   }
 

@@ -1,18 +1,13 @@
 /**
  * An order's timeline, from what the relay keeps: the order row (creation, payment and how it
  * became known, close), the events terminals report (slip/receipt printed, reprints), the audit
- * log entries naming the order (closes by whom or `auto`, refunds, …) and refunds when a refund
- * ledger exists. Everything is found by the order number through an index.
+ * log entries naming the order (closes by whom or `auto`, refunds, …) and the refunds table.
+ * Everything is found by the order number through an index.
  */
 import type { OrderEventRequest, OrderTimeline, TimelineEntry } from '../contracts/counter-api';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
 import { BadRequest, RelayError } from './errors';
-
-export interface TimelineRefund {
-  at: string;
-  by: string | null;
-  detail: Record<string, unknown>;
-}
 
 export function validOrderEvent(body: unknown): OrderEventRequest {
   const b = (body ?? {}) as Record<string, unknown>;
@@ -46,30 +41,35 @@ function rank(e: TimelineEntry): number {
 }
 
 export class Timeline {
-  constructor(private readonly db: Db, private readonly refunds?: () => ((no: string) => TimelineRefund[]) | null) {}
+  // Prepared once: printed events arrive with every sale.
+  private readonly st: Record<'exists' | 'insertEvent' | 'order' | 'events' | 'audit' | 'refunds', Statement<unknown[]>>;
 
-  private refundTable: boolean | null = null;
-  private hasRefundTable(): boolean {
-    this.refundTable ??= !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refunds'").get();
-    return this.refundTable;
+  constructor(db: Db) {
+    this.st = {
+      exists: db.prepare('SELECT 1 FROM orders WHERE combine_out_trade_no = ?'),
+      insertEvent: db.prepare('INSERT INTO order_events (combine_out_trade_no, at, terminal, type, detail) VALUES (?, ?, ?, ?, ?)'),
+      order: db.prepare(`SELECT combine_out_trade_no, state, created_at, paid_at, closed_at, terminal, creation, error_code, error_message,
+        transaction_ids, paid_via FROM orders WHERE combine_out_trade_no = ?`),
+      events: db.prepare('SELECT at, terminal, type, detail FROM order_events WHERE combine_out_trade_no = ? ORDER BY id'),
+      audit: db.prepare('SELECT at, terminal, action, detail FROM audit_log WHERE target = ? ORDER BY id'),
+      refunds: db.prepare(`SELECT out_refund_no, out_trade_no, mchid, amount, status, success_time, refund_id FROM refunds
+        WHERE combine_out_trade_no = ? AND status = 'SUCCESS' AND success_time IS NOT NULL ORDER BY created_ms`),
+    };
   }
 
   record(no: string, terminal: string, e: OrderEventRequest, now = Date.now()): void {
-    const exists = this.db.prepare('SELECT 1 FROM orders WHERE combine_out_trade_no = ?').get(no);
-    if (!exists) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
-    this.db.prepare('INSERT INTO order_events (combine_out_trade_no, at, terminal, type, detail) VALUES (?, ?, ?, ?, ?)')
-      .run(no, new Date(now).toISOString(), terminal, e.type, JSON.stringify({ kind: e.kind, reprint: e.reprint }));
+    if (!this.st.exists.get(no)) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    this.st.insertEvent.run(no, new Date(now).toISOString(), terminal, e.type, JSON.stringify({ kind: e.kind, reprint: e.reprint }));
   }
 
   get(no: string): OrderTimeline {
-    const o = this.db.prepare(`SELECT combine_out_trade_no, state, created_at, paid_at, closed_at, terminal, creation, error_code, error_message,
-      transaction_ids, paid_via FROM orders WHERE combine_out_trade_no = ?`).get(no) as Row | undefined;
+    const o = this.st.order.get(no) as Row | undefined;
     if (!o) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     const entries: TimelineEntry[] = [{ at: o.created_at, type: 'created', by: o.terminal, detail: {} }];
     // When WeChat Pay answered create is not kept: the outcome is shown at the creation time.
     if (o.creation === 'CREATED') entries.push({ at: o.created_at, type: 'qr_issued', by: 'wechatpay', detail: {} });
     if (o.creation === 'FAILED') entries.push({ at: o.created_at, type: 'create_failed', by: 'wechatpay', detail: { code: o.error_code, message: o.error_message } });
-    for (const e of this.db.prepare('SELECT at, terminal, type, detail FROM order_events WHERE combine_out_trade_no = ? ORDER BY id').all(no) as
+    for (const e of this.st.events.all(no) as
       { at: string; terminal: string; type: string; detail: string | null }[]) {
       entries.push({ at: e.at, type: e.type as TimelineEntry['type'], by: e.terminal, detail: e.detail ? JSON.parse(e.detail) : {} });
     }
@@ -78,7 +78,7 @@ export class Timeline {
       entries.push({ at: o.paid_at, type: 'paid', by: 'wechatpay', detail: { via: o.paid_via ?? 'unknown', transaction_ids: o.transaction_ids ? JSON.parse(o.transaction_ids) : {} } });
     }
     let closer: string | null = null;
-    for (const a of this.db.prepare("SELECT at, terminal, action, detail FROM audit_log WHERE target = ? ORDER BY id").all(no) as
+    for (const a of this.st.audit.all(no) as
       { at: string; terminal: string; action: string; detail: string | null }[]) {
       const detail = a.detail ? (JSON.parse(a.detail) as Record<string, unknown>) : {};
       if (a.action === 'close') {
@@ -95,19 +95,14 @@ export class Timeline {
       // A close with no audit entry: WeChat Pay reported it closed (a query) or creation failed outright.
       entries.push({ at: o.closed_at, type: 'closed', by: closer ?? (o.creation === 'FAILED' ? o.terminal : 'wechatpay'), detail: {} });
     }
-    const refunds = this.refunds?.();
-    if (refunds) for (const r of refunds(no)) entries.push({ at: r.at, type: 'refund', by: r.by, detail: r.detail });
-    else if (this.hasRefundTable()) {
-      // The request is in the audit log (who, how much); here how it ended, when WeChat Pay said so.
-      for (const r of this.db.prepare(`SELECT out_refund_no, out_trade_no, mchid, amount, status, success_time, refund_id FROM refunds
-        WHERE combine_out_trade_no = ? AND status = 'SUCCESS' AND success_time IS NOT NULL ORDER BY created_ms`).all(no) as
-        { out_refund_no: string; out_trade_no: string; mchid: string; amount: number; status: string; success_time: string; refund_id: string | null }[]) {
-        const at = Date.parse(r.success_time);
-        entries.push({
-          at: Number.isNaN(at) ? r.success_time : new Date(at).toISOString(), type: 'refund', by: 'wechatpay',
-          detail: { status: r.status, out_refund_no: r.out_refund_no, out_trade_no: r.out_trade_no, mchid: r.mchid, amount: r.amount, refund_id: r.refund_id },
-        });
-      }
+    // The refund request is in the audit log (who, how much); here how it ended, when WeChat Pay said so.
+    for (const r of this.st.refunds.all(no) as
+      { out_refund_no: string; out_trade_no: string; mchid: string; amount: number; status: string; success_time: string; refund_id: string | null }[]) {
+      const at = Date.parse(r.success_time);
+      entries.push({
+        at: Number.isNaN(at) ? r.success_time : new Date(at).toISOString(), type: 'refund', by: 'wechatpay',
+        detail: { status: r.status, out_refund_no: r.out_refund_no, out_trade_no: r.out_trade_no, mchid: r.mchid, amount: r.amount, refund_id: r.refund_id },
+      });
     }
     // WeChat Pay's success_time has whole seconds: within one second the logical order decides
     // (the slip is printed before the payment, the receipt after it).
