@@ -8,6 +8,7 @@ import {
   type ApiResult, type PreloadApi, type TerminalApi, type TerminalEvent, type TerminalMethod,
 } from './contract';
 import type { ErrorBody } from './contract';
+import { readSseData } from './sse';
 
 export class ApiFailure extends Error implements ErrorBody {
   readonly code: string;
@@ -113,32 +114,15 @@ export function createHttpApi(secret: string | null, base = '', onExpired?: () =
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         backoff = 250;
         for (const l of openListeners) l();
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          // SSE frames end with a blank line; a frame's data lines are joined by "\n".
-          let end: number;
-          while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
-            const frame = buf.slice(0, end);
-            buf = buf.slice(end).replace(/^\r?\n\r?\n/, '');
-            const data = frame
-              .split(/\r?\n/)
-              .filter((l) => l.startsWith('data:'))
-              .map((l) => l.slice(5).replace(/^ /, ''))
-              .join('\n');
-            if (!data) continue;
-            let event: TerminalEvent;
-            try {
-              event = JSON.parse(data) as TerminalEvent;
-            } catch {
-              continue;
-            }
-            for (const l of listeners) l(event);
+        await readSseData(res.body, (data) => {
+          let event: TerminalEvent;
+          try {
+            event = JSON.parse(data) as TerminalEvent;
+          } catch {
+            return;
           }
-        }
+          for (const l of listeners) l(event);
+        });
       } catch {
         // fall through to reconnect
       }

@@ -4,6 +4,7 @@
  * else of the terminal API is reachable from this page.
  */
 import type { CustomerPreloadApi, CustomerView } from '../../../shared/contracts/terminal-api';
+import { readSseData } from '../sse';
 
 declare global {
   interface Window {
@@ -31,25 +32,13 @@ export function subscribe(onView: (v: CustomerView) => void, onStatus: (s: FeedS
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         backoff = 250;
         onStatus('live');
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          let end: number;
-          while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {
-            const frame = buf.slice(0, end);
-            buf = buf.slice(end).replace(/^\r?\n\r?\n/, '');
-            const data = frame.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
-            if (!data) continue;
-            try {
-              onView(JSON.parse(data) as CustomerView);
-            } catch {
-              // a damaged frame: the next one carries the whole view again
-            }
+        await readSseData(res.body, (data) => {
+          try {
+            onView(JSON.parse(data) as CustomerView);
+          } catch {
+            // a damaged frame: the next one carries the whole view again
           }
-        }
+        });
       } catch {
         // dropped: reconnect below
       }
