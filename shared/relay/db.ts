@@ -298,10 +298,6 @@ MIGRATIONS.forEach((m, i) => {
   if (m.version !== i + 1) throw new Error(`relay migrations: entry ${i} has version ${m.version}, expected ${i + 1}`);
 });
 
-/** Longest validity of an order (expire_minutes ≤ 7 days) plus a day of slack, in ms. */
-export const ORDER_HORIZON_MS = 8 * 86_400_000;
-
-
 /**
  * The database holds order history and token hashes: owner-only. A folder the relay creates
  * is 0700 and a new database file 0600, set with chmod so the umask cannot widen (or, for the
