@@ -104,18 +104,23 @@ export class Bills {
   /** The bill file text, written by the shared bill writer (UTF-8, `\r\n` line ends, no BOM). */
   text(rows: BillRow[], billType: 'ALL' | 'SUCCESS' | 'REFUND'): string {
     const records = rows.map((r) => {
+      const common = {
+        trade_time: formatBeijingBill(r.time),
+        appid: this.cfg.appid,
+        mchid: r.mchid,
+        transaction_id: r.transaction_id,
+        out_trade_no: r.out_trade_no,
+        openid: r.openid,
+        bank_type: r.bank_type,
+        description: r.description,
+        attach: r.attach,
+      };
       if (r.refund) {
         // The reference sample's refund row: order amounts 0.00, the refund in 退款金额 and
         // 申请退款金额, the fee given back (negative).
         const fee = Math.floor((r.refund.amount * 6 + 500) / 1000) * 1000;
         return paymentBillRecord({
-          trade_time: formatBeijingBill(r.time),
-          appid: this.cfg.appid,
-          mchid: r.mchid,
-          transaction_id: r.transaction_id,
-          out_trade_no: r.out_trade_no,
-          openid: r.openid,
-          bank_type: r.bank_type,
+          ...common,
           total_fee: 0,
           trade_state: 'REFUND',
           refund_id: r.refund.refund_id,
@@ -127,30 +132,17 @@ export class Bills {
           refund_apply_time: formatBeijingBill(r.time),
           refund_success_time: r.refund.success_at === undefined ? '' : formatBeijingBill(r.refund.success_at),
           fee_milli_fen: -fee,
-          description: r.description,
-          attach: r.attach,
         });
       }
-      return paymentBillRecord({
-        trade_time: formatBeijingBill(r.time),
-        appid: this.cfg.appid,
-        mchid: r.mchid,
-        transaction_id: r.transaction_id,
-        out_trade_no: r.out_trade_no,
-        openid: r.openid,
-        bank_type: r.bank_type,
-        total_fee: r.amount,
-        description: r.description,
-        attach: r.attach,
-      });
+      return paymentBillRecord({ ...common, total_fee: r.amount });
     });
     return formatTradeBill(records, { billType });
   }
 
-  /** `GET /v3/bill/tradebill`: validation, readiness, then a fresh download token. */
   /**
-   * `GET /v3/bill/tradebill` for `signer`: its own bill, i.e. its own rows only (a participant's
-   * sub-orders; the initiator's only where it is itself a participant).
+   * `GET /v3/bill/tradebill` for `signer`: validation, readiness, then a fresh download token for
+   * its own bill, i.e. its own rows only (a participant's sub-orders; the initiator's only where it
+   * is itself a participant).
    */
   apply(query: URLSearchParams, signer: string, baseUrl: string, now: number): TradeBillResponse {
     const billDate = query.get('bill_date');
