@@ -17,12 +17,6 @@ function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** What the request log records of each APIv3 request (who signed it, with which serial). */
-export interface Signer {
-  mchid: string;
-  serial_no: string;
-}
-
 /**
  * The merchant whose keys answer a request: the one its Authorization names when WeChat Pay
  * holds keys for it (even if the signature then fails), else the initiator.
