@@ -1,5 +1,6 @@
 /** The tests' hands on the sandbox and relay: plays the buyer, shifts the clock, injects bill faults. */
 import type { Order } from '../../shared/contracts/relay-api';
+import type { RequestLogEntry } from '../../shared/sandbox/server';
 
 async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -32,17 +33,8 @@ export async function relayOrder(relayUrl: string, token: string, no: string): P
   return (await res.json()) as Order;
 }
 
-/** One APIv3 request as the sandbox saw it: who claimed to sign it, with which serial, and whether it verified. */
-export interface SandboxRequest {
-  at: string;
-  method: string;
-  url: string;
-  mchid: string | null;
-  serial_no: string | null;
-  authenticated: boolean;
-  status: number;
-  code?: string;
-}
+/** One APIv3 request as the sandbox saw it: the sandbox's own type (a type import, no server code). */
+export type SandboxRequest = RequestLogEntry;
 
 /** The sandbox's request log, optionally only one merchant's and/or one path prefix (e.g. `/v3/bill/tradebill`). */
 export async function sandboxRequests(sandboxUrl: string, filter: { mchid?: string; path?: string } = {}): Promise<SandboxRequest[]> {
