@@ -6,36 +6,27 @@
  * with a BOM; a past order found by its WeChat Pay transaction id shows its timeline and its receipt
  * is reprinted (REPRINT on paper, and in the timeline).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OrderTimeline, ShiftReport } from '../../shared/contracts/counter-api';
 import { fenToYuan } from '../../shared/terminal/printing/format';
-import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
-import { startStack, type Stack } from '../helpers/stack';
-import { closeBrowser, openApp, shot, type Session } from './browser';
+import type { EscPosCapture } from '../helpers/escpos-capture';
+import type { Stack } from '../helpers/stack';
+import { shot, type Session } from './browser';
+import { startTill, type Till } from './till';
 import { relayOrder, sandboxPay } from './sandbox-client';
 
-let dir: string;
 let capture: EscPosCapture;
 let stack: Stack;
 let app: Session;
+let till: Till;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pos-e2e-counter-'));
-  capture = await startEscPosCapture();
-  stack = await startStack({ dir, printer: capture.uri, queryAfterSeconds: 1 });
-  app = await openApp(stack.webUrl);
+  till = await startTill({ queryAfterSeconds: 1 });
+  ({ capture, stack, app } = till);
 }, 60_000);
 
-afterAll(async () => {
-  await app?.close();
-  await closeBrowser();
-  await stack?.close();
-  await capture?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => till?.close());
 
 async function relayGet<T>(path: string, token = stack.cashierToken): Promise<T> {
   const res = await fetch(`${stack.relayUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });

@@ -2,34 +2,24 @@
  * Printer setup on the Settings screen in Chromium: store fields saved, a test page printed at the
  * ESC/POS capture printer and its result shown, the printer's status shown (online, then offline).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_QR_PAYLOAD } from '../../shared/terminal/printing/test-page';
-import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
-import { startStack, type Stack } from '../helpers/stack';
-import { closeBrowser, openApp, shot, type Session } from './browser';
+import type { EscPosCapture } from '../helpers/escpos-capture';
+import type { Stack } from '../helpers/stack';
+import { shot, type Session } from './browser';
+import { startTill, type Till } from './till';
 
-let dir: string;
 let capture: EscPosCapture;
 let stack: Stack;
 let app: Session;
+let till: Till;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pos-e2e-printer-'));
-  capture = await startEscPosCapture();
-  stack = await startStack({ dir, printer: capture.uri });
-  app = await openApp(stack.webUrl);
+  till = await startTill();
+  ({ capture, stack, app } = till);
 }, 60_000);
 
-afterAll(async () => {
-  await app?.close();
-  await closeBrowser();
-  await stack?.close();
-  await capture?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => till?.close());
 
 describe('printer setup', () => {
   it('saves the store header and cashier, prints a test page, shows the printer status', async () => {

@@ -6,27 +6,23 @@
  * takings are net of the refunds, and the day's bill reconciliation matches the refunds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../helpers/stack';
-import { startEscPosCapture, type CapturedJob, type EscPosCapture } from '../helpers/escpos-capture';
-import { closeBrowser, openApp, shot, type Session } from './browser';
+import type { Stack } from '../helpers/stack';
+import type { CapturedJob, EscPosCapture } from '../helpers/escpos-capture';
+import { shot, type Session } from './browser';
+import { startTill, type Till } from './till';
 import { relayOrder, sandboxPay, sandboxRequests, shiftClock } from './sandbox-client';
 
 let stack: Stack;
 let app: Session;
+let till: Till;
 let capture: EscPosCapture;
 
 beforeAll(async () => {
-  capture = await startEscPosCapture();
-  stack = await startStack({ printer: capture.uri });
-  app = await openApp(stack.webUrl);
+  till = await startTill();
+  ({ capture, stack, app } = till);
 }, 120_000);
 
-afterAll(async () => {
-  await app?.close();
-  await closeBrowser();
-  await stack?.close();
-  await capture?.close();
-});
+afterAll(() => till?.close());
 
 const beijingToday = () => new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
 

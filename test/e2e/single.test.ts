@@ -6,9 +6,10 @@
  * merchant's own bill.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../helpers/stack';
-import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
-import { closeBrowser, openApp, readScreenQr, shot, type Session } from './browser';
+import type { Stack } from '../helpers/stack';
+import type { EscPosCapture } from '../helpers/escpos-capture';
+import { readScreenQr, shot, type Session } from './browser';
+import { startTill, type Till } from './till';
 import { adjustBill, relayOrder, sandboxPay, sandboxRequests, shiftClock } from './sandbox-client';
 import type { Order } from '../../shared/contracts/relay-api';
 import { formatFen } from '../../renderer/src/money';
@@ -19,21 +20,16 @@ const CLOSE_MIN_AGE = 6;
 let capture: EscPosCapture;
 let stack: Stack;
 let app: Session;
+let till: Till;
 /** The sale paid in the first test, reconciled in the last. */
 let paidSingle: Order;
 
 beforeAll(async () => {
-  capture = await startEscPosCapture();
-  stack = await startStack({ printer: capture.uri, queryAfterSeconds: 1, closeMinAgeSeconds: CLOSE_MIN_AGE });
-  app = await openApp(stack.webUrl);
+  till = await startTill({ queryAfterSeconds: 1, closeMinAgeSeconds: CLOSE_MIN_AGE });
+  ({ capture, stack, app } = till);
 });
 
-afterAll(async () => {
-  await app?.close();
-  await closeBrowser();
-  await stack?.close();
-  await capture?.close();
-});
+afterAll(() => till?.close());
 
 async function waitState(no: string, state: Order['state']): Promise<Order> {
   for (let i = 0; i < 150; i++) {
