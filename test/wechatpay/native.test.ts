@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { closeNative, createNative, queryNative, queryNativeById } from '../../shared/wechatpay/native';
 import { ApiError, ResponseError, ValidationError, VerificationError } from '../../shared/wechatpay/errors';
-import { RequestSigner } from '../../shared/wechatpay/sign';
 import { formatBeijing } from '../../shared/wechatpay/time';
-import { Transport } from '../../shared/wechatpay/transport';
-import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
+import type { Transport } from '../../shared/wechatpay/transport';
 import type { NativeRequest } from '../../shared/wechatpay/models';
-import { startFakeWechatPay, type FakeWechatPay } from './helpers/fake-wechatpay';
+import type { FakeWechatPay } from './helpers/fake-wechatpay';
+import { startFakeTransport } from './helpers/fake-transport';
 import { apiKey, rsaPair } from './helpers/keys';
 import { WechatPayClient } from '../../shared/wechatpay/client';
 import { encryptResource } from '../../shared/wechatpay/aead';
@@ -41,14 +40,7 @@ const paid = (over: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  fake = await startFakeWechatPay({ merchantPublicKey: merchant.publicKey, signer: { serial: PUB_ID, key: wx.privateKey } });
-  api = new Transport({
-    signer: new RequestSigner({ mchid: MCHID, serialNo: '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', privateKey: merchant.privateKey }),
-    verifier: new Verifier({ keys: new PublicKeySource([[PUB_ID, wx.publicKey]]) }),
-    baseUrl: fake.url,
-    backoffBaseMs: 5,
-    wechatpaySerial: () => PUB_ID,
-  });
+  ({ fake, api } = await startFakeTransport({ mchid: MCHID, merchant, wx, pubId: PUB_ID }));
 });
 afterAll(() => fake.close());
 beforeEach(() => {

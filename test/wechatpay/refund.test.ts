@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRefund, queryRefund } from '../../shared/wechatpay/refund';
 import { ApiError, ResponseError, ValidationError, VerificationError } from '../../shared/wechatpay/errors';
-import { RequestSigner } from '../../shared/wechatpay/sign';
-import { Transport } from '../../shared/wechatpay/transport';
-import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
+import type { Transport } from '../../shared/wechatpay/transport';
 import type { RefundRequest } from '../../shared/wechatpay/models';
-import { startFakeWechatPay, type FakeWechatPay } from './helpers/fake-wechatpay';
+import type { FakeWechatPay } from './helpers/fake-wechatpay';
+import { startFakeTransport } from './helpers/fake-transport';
 import { rsaPair } from './helpers/keys';
 
 // The sub-order's own merchant: its key signs the refund, its WeChat Pay public key verifies the answer.
@@ -40,14 +39,7 @@ const answer = (over: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  fake = await startFakeWechatPay({ merchantPublicKey: merchant.publicKey, signer: { serial: PUB_ID, key: wx.privateKey } });
-  api = new Transport({
-    signer: new RequestSigner({ mchid: MCHID, serialNo: '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', privateKey: merchant.privateKey }),
-    verifier: new Verifier({ keys: new PublicKeySource([[PUB_ID, wx.publicKey]]) }),
-    baseUrl: fake.url,
-    backoffBaseMs: 5,
-    wechatpaySerial: () => PUB_ID,
-  });
+  ({ fake, api } = await startFakeTransport({ mchid: MCHID, merchant, wx, pubId: PUB_ID }));
 });
 afterAll(() => fake.close());
 beforeEach(() => {
