@@ -76,9 +76,8 @@ export async function startRelay(config: RelayConfig, opts: StartRelayOptions = 
     alert: (kind, no, message, key) => orders.alert(kind, no, message, key),
   });
   notify.refunds = refunds;
-  const reconciler = new Reconciler(store, orders, log, {
-    queryAfterSeconds: config.queryAfterSeconds, closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs,
-  });
+  // RELAY_QUERY_AFTER_SECONDS is in each order's first next_check_ms (orders.ts).
+  const reconciler = new Reconciler(store, orders, log, { closeMinAgeSeconds: config.closeMinAgeSeconds, tickMs: config.reconcileTickMs });
   const bills = new BillService({ db, clients, credentials, log, publish: (e) => hub.publish(e), maxMismatches: config.billMaxMismatches });
   const counter = new CounterRoutes({ db, store, auth, merchants: () => credentials.subMerchants, refundLedger: () => refundStore });
   const server = new RelayServer({ db, auth, orders, notify, hub, reconciler, bills, refunds, credentials, log, counter, limits: config, beforeDbClose: () => checkpointer.stop() });

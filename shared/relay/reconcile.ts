@@ -14,13 +14,14 @@ import { isNotFound } from './upstream';
 /** Who the audit log names for the reconciler's automatic closes. */
 const AUTO = 'auto';
 
+/** Longest wait between two queries of one order. */
+const MAX_BACKOFF_MS = 60_000;
+/** Orders checked at once. */
+const CONCURRENCY = 4;
+
 export interface ReconcilerOptions {
-  queryAfterSeconds: number;
   closeMinAgeSeconds: number;
   tickMs: number;
-  /** Longest wait between two queries of one order. */
-  maxBackoffMs?: number;
-  concurrency?: number;
 }
 
 export class Reconciler {
@@ -54,10 +55,10 @@ export class Reconciler {
     if (this.stopped) return;
     const now = Date.now();
     this.store.unwatchFinal();
-    const room = (this.o.concurrency ?? 4) - this.busy.size;
+    const room = CONCURRENCY - this.busy.size;
     if (room <= 0) return;
     for (const no of this.store.due(now, room + this.busy.size)) {
-      if (this.busy.has(no) || this.busy.size >= (this.o.concurrency ?? 4)) continue;
+      if (this.busy.has(no) || this.busy.size >= CONCURRENCY) continue;
       const p = this.check(no)
         .catch((err) => this.log.warn({ order: no, err: (err as Error).message }, 'reconcile check failed'))
         .finally(() => this.busy.delete(no));
@@ -66,7 +67,7 @@ export class Reconciler {
   }
 
   private backoff(attempts: number): number {
-    return Math.min(this.o.maxBackoffMs ?? 60_000, 2000 * 2 ** Math.min(attempts, 10));
+    return Math.min(MAX_BACKOFF_MS, 2000 * 2 ** Math.min(attempts, 10));
   }
 
   async check(no: string): Promise<void> {
