@@ -12,7 +12,7 @@ import type { SandboxConfig } from './config';
 import type { Notifier } from './notifier';
 import type { Orders, SubOrderRef } from './orders';
 import { refundKey, type StateStore, type StoredRefund } from './state';
-import { canonicalJson } from './validate';
+import { canonicalJson, notifyUrl } from './validate';
 
 const DAY = 86_400_000;
 export const REFUND_MAX_AGE_DAYS = 365;
@@ -67,15 +67,7 @@ function validateRefund(body: unknown): { transaction_id?: string; out_trade_no?
   if (!OUT_REFUND_NO.test(out_refund_no)) throw paramError('/out_refund_no', '格式错误 (1–64 of [0-9A-Za-z_-|*@])', out_refund_no);
   const reason = text('reason', 80);
   const notify_url = text('notify_url', 256);
-  if (notify_url !== undefined) {
-    let u: URL | undefined;
-    try {
-      u = new URL(notify_url);
-    } catch {
-      // refused below
-    }
-    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || notify_url.includes('?')) throw paramError('/notify_url', '不是合法的URL (an http(s) URL without query string)', notify_url);
-  }
+  if (notify_url !== undefined) notifyUrl(notify_url);
   const funds_account = text('funds_account', 32);
   if (funds_account !== undefined && funds_account !== 'AVAILABLE') throw paramError('/funds_account', '仅支持AVAILABLE (only AVAILABLE)', funds_account);
   if (!isObj(body.amount)) throw paramError('/amount', body.amount === undefined ? '字段缺失 (required)' : '应为对象 (must be an object)');

@@ -85,7 +85,8 @@ export function validateCreate(body: unknown): CombineNativeRequest {
   return body as unknown as CombineNativeRequest;
 }
 
-function notifyUrl(notify: string): void {
+/** An absolute http(s) URL without query string (orders and refunds alike). */
+export function notifyUrl(notify: string): void {
   let url: URL;
   try {
     url = new URL(notify);
