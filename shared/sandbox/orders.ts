@@ -22,7 +22,8 @@ const BANKS = ['OTHERS', 'CMB_DEBIT', 'ICBC_DEBIT', 'CCB_CREDIT', 'ABC_DEBIT'];
 
 export type PayOutcome = 'SUCCESS' | 'USERPAYING' | 'PAYERROR';
 
-function digits(n: number): string {
+/** `n` random decimal digits (transaction and refund ids). */
+export function digits(n: number): string {
   let s = '';
   while (s.length < n) s += randomInt(0, 10);
   return s;

@@ -4,15 +4,14 @@
  * when armed through /sandbox/control/refund-outcome); settling and its REFUND.* notification
  * commit together. Business-clock times (create_time, rules) unless named real.
  */
-import { randomInt } from 'node:crypto';
 import type { RefundNotificationResource, RefundResult, RefundStatus } from '../wechatpay/models';
 import { formatBeijing } from '../wechatpay/time';
 import { ApiFailure, paramError } from './errors';
 import type { SandboxConfig } from './config';
 import type { Notifier } from './notifier';
-import type { Orders, SubOrderRef } from './orders';
+import { digits, type Orders, type SubOrderRef } from './orders';
 import { refundKey, type StateStore, type StoredRefund } from './state';
-import { canonicalJson, notifyUrl } from './validate';
+import { canonicalJson, isObj, notifyUrl } from './validate';
 
 const DAY = 86_400_000;
 export const REFUND_MAX_AGE_DAYS = 365;
@@ -29,7 +28,6 @@ const SUMMARY: Record<RefundOutcome, string> = { SUCCESS: '退款成功', ABNORM
 const NOT_YOURS = '您的请求参数与订单信息不一致';
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface ArmedOutcome {
   outcome: RefundOutcome;
@@ -42,12 +40,6 @@ export interface RefundOptions {
   delayMs?: number;
   /** Minimum business-clock seconds between two refunds of one sub-order (SANDBOX_REFUND_MIN_INTERVAL_SECONDS). */
   minIntervalSeconds?: number;
-}
-
-function digits(n: number): string {
-  let s = '';
-  while (s.length < n) s += randomInt(0, 10);
-  return s;
 }
 
 function validateRefund(body: unknown): { transaction_id?: string; out_trade_no?: string; out_refund_no: string; reason?: string; notify_url?: string; funds_account?: string; amount: { refund: number; total: number; currency: string } } {

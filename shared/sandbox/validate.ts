@@ -14,7 +14,7 @@ const MAX_SUB_AMOUNT = MAX_SUB_ORDER_FEN;
 
 type Obj = Record<string, unknown>;
 
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** APIv3 accepts only UTF-8 characters of 1–3 bytes: no emoji. */
 function hasFourByteChar(s: string): boolean {
