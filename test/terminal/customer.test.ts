@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
 import type { CustomerView, TerminalEvent } from '../../shared/contracts/terminal-api';
 import { startStack, type Stack } from '../helpers/stack';
+import { until } from './fixtures';
 
 let stack: Stack;
 const views: CustomerView[] = [];
@@ -25,15 +26,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Reads SSE `data:` frames of a fetch response into `into` until aborted. */
 function readSse(res: Response, into: CustomerView[]): void {

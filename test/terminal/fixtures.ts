@@ -29,3 +29,14 @@ export const paidOrder = (): Order => {
 };
 
 export const NAMES = { '1900000101': '喆喆音像店', '1900000102': '便利店' };
+
+/** Polls `f` (every 20 ms) until it gives a truthy value; fails naming `what` after `ms`. */
+export async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -16,16 +16,7 @@ import { startTerminalServices } from '../../shared/terminal/services';
 import { TEST_QR_PAYLOAD } from '../../shared/terminal/printing/test-page';
 import { refusingPrinter, startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
 import { startStack, type Stack } from '../helpers/stack';
-
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from './fixtures';
 
 /**
  * A printer that answers DLE EOT 1 with the offline bit and DLE EOT 4 with the roll-paper-end

@@ -5,6 +5,7 @@ import type { ConnectionState } from '../../shared/contracts/terminal-api';
 import { RelayClient, RelayEvents } from '../../shared/terminal/relay-client';
 import { TerminalError } from '../../shared/terminal/errors';
 import { startStack, type Stack } from '../helpers/stack';
+import { until } from './fixtures';
 
 let stack: Stack;
 let client: RelayClient;
@@ -16,15 +17,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function record(ev: RelayEvents) {
   const msgs: RelayEvent[] = [];

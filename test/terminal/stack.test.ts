@@ -12,6 +12,7 @@ import type { Order } from '../../shared/contracts/relay-api';
 import type { TerminalEvent } from '../../shared/contracts/terminal-api';
 import { startEscPosCapture, type EscPosCapture } from '../helpers/escpos-capture';
 import { startStack, type Stack } from '../helpers/stack';
+import { until } from './fixtures';
 
 let printer: EscPosCapture;
 let stack: Stack;
@@ -33,15 +34,6 @@ afterAll(async () => {
 /** Receipt jobs the terminal holds for an order (queued ones included: what would print). */
 const receiptJobs = async (no: string) => (await stack.services.printJobs()).filter((j) => j.kind === 'receipt' && j.combine_out_trade_no === no);
 
-async function until<T>(what: string, f: () => T | undefined | null | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('embedded stack', () => {
   let order: Order;
