@@ -262,16 +262,17 @@ export class OrderService {
       const res = row.kind === 'single'
         ? await this.singleClient(no).createNative(JSON.parse(row.request_json) as NativeRequest)
         : await this.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
-      this.o.store.markCreated(no, res.code_url);
+      const change = this.o.store.markCreated(no, res.code_url);
       this.o.log.info({ order: no }, 'order created at WeChat Pay');
-      return this.get(no);
+      // The order the live feed just sent, not built a second time.
+      return change?.order ?? this.get(no);
     } catch (err) {
       const code = errorCode(err);
       const message = err instanceof Error ? err.message : String(err);
       // Timeouts and 5xx are ambiguous: WeChat may hold the order, so the reconciler follows it.
-      this.o.store.markFailed(no, code, message, isAmbiguous(err));
+      const change = this.o.store.markFailed(no, code, message, isAmbiguous(err));
       this.o.log.warn({ order: no, code }, 'order creation failed');
-      throw upstreamError(err, { order: this.get(no) });
+      throw upstreamError(err, { order: change?.order ?? this.get(no) });
     }
   }
 

@@ -157,10 +157,12 @@ export class OrderStore {
     this.listeners.push(l);
   }
 
-  private emit(no: string, cursor: number): void {
-    if (this.listeners.length === 0) return;
-    // Synchronously after the commit: the row read is the state this cursor names.
-    this.emitChange(lazyChange(cursor, () => this.get(no)!));
+  private emit(no: string, cursor: number): Change {
+    // Synchronously after the commit: the row read (once, by whoever asks first) is the state
+    // this cursor names.
+    const change = lazyChange(cursor, () => this.get(no)!);
+    this.emitChange(change);
+    return change;
   }
 
   row(no: string): OrderRow | undefined {
@@ -260,19 +262,20 @@ export class OrderStore {
     })();
   }
 
-  markCreated(no: string, codeUrl: string, now = Date.now()): void {
+  /** The Change (null: unknown order), its order read at most once for listeners and caller. */
+  markCreated(no: string, codeUrl: string, now = Date.now()): Change | null {
     const cursor = this.seq + 1;
-    if (this.s.created.run(codeUrl, now, cursor, no).changes === 0) return;
+    if (this.s.created.run(codeUrl, now, cursor, no).changes === 0) return null;
     this.seq = cursor;
-    this.emit(no, cursor);
+    return this.emit(no, cursor);
   }
 
   /** `watch`: keep following it (an ambiguous failure: WeChat may have created it). */
-  markFailed(no: string, code: string, message: string, watch: boolean, now = Date.now()): void {
+  markFailed(no: string, code: string, message: string, watch: boolean, now = Date.now()): Change | null {
     const cursor = this.seq + 1;
-    if (this.s.failed.run(code, message.slice(0, 500), watch ? 1 : 0, now, cursor, no).changes === 0) return;
+    if (this.s.failed.run(code, message.slice(0, 500), watch ? 1 : 0, now, cursor, no).changes === 0) return null;
     this.seq = cursor;
-    this.emit(no, cursor);
+    return this.emit(no, cursor);
   }
 
   /**
