@@ -189,19 +189,28 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     res.once('close', () => stream.destroy());
   };
 
+  /**
+   * Answers with a Server-Sent Events stream: the `first` frames at once, then each one `subscribe`
+   * pushes, with keep-alive comments; all stopped when the client goes.
+   */
+  const serveSse = (req: IncomingMessage, res: ServerResponse, first: unknown[], subscribe: (push: (data: unknown) => void) => () => void): void => {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': connected\n\n');
+    const push = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+    for (const d of first) push(d);
+    streams.add(res);
+    const off = subscribe(push);
+    const ka = setInterval(() => res.write(': keep-alive\n\n'), opts.keepAliveMs ?? 15_000);
+    req.on('close', () => { off(); clearInterval(ka); streams.delete(res); });
+  };
+
   /** `GET /api/customer/events`: the customer display's view, now and at every change; nothing else. */
   const customerEvents = (req: IncomingMessage, res: ServerResponse): void => {
     if (!authorized(req, 'customer')) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the customer display from its link' });
     if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: `GET ${CUSTOMER_EVENTS}` });
     const svc = opts.services;
     if (!svc.customerView || !svc.onCustomerView) return send(res, 404, { code: 'NOT_FOUND', message: 'no customer display on this host' });
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const write = (v: CustomerView) => res.write(`data: ${JSON.stringify(v)}\n\n`);
-    write(svc.customerView());
-    streams.add(res);
-    const off = svc.onCustomerView(write);
-    const ka = setInterval(() => res.write(': keep-alive\n\n'), opts.keepAliveMs ?? 15_000);
-    req.on('close', () => { off(); clearInterval(ka); streams.delete(res); });
+    serveSse(req, res, [svc.customerView()], (push) => svc.onCustomerView!((v: CustomerView) => push(v)));
   };
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
@@ -209,17 +218,11 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     if (!authorized(req, 'app')) return send(res, 401, { code: 'UNAUTHORIZED', message: 'no valid session: open the app from its start link' });
     if (pathname === '/api/events') {
       if (req.method !== 'GET') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: 'GET /api/events' });
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write(': connected\n\n');
       // The current link state first: a page whose stream reconnected would otherwise show
       // "connecting" until the relay link changes again.
       const state = (opts.services as { connection?: unknown }).connection;
-      if (typeof state === 'string') res.write(`data: ${JSON.stringify({ type: 'connection', state })}\n\n`);
-      streams.add(res);
-      const off = opts.services.onEvent((e: TerminalEvent) => res.write(`data: ${JSON.stringify(e)}\n\n`));
-      const ka = setInterval(() => res.write(': keep-alive\n\n'), opts.keepAliveMs ?? 15_000);
-      req.on('close', () => { off(); clearInterval(ka); streams.delete(res); });
-      return;
+      return serveSse(req, res, typeof state === 'string' ? [{ type: 'connection', state }] : [], (push) =>
+        opts.services.onEvent((e: TerminalEvent) => push(e)));
     }
     const method = pathname.slice('/api/'.length);
     if (req.method !== 'POST') return send(res, 405, { code: 'METHOD_NOT_ALLOWED', message: `POST /api/${method}` });
