@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { initSandbox } from '../../shared/sandbox';
 import { loadCredentials } from '../../shared/wechatpay/credentials';
-import { combineRequest, loadMerchantCreds, send, type Env } from './helpers';
+import { combineRequest, merchantsOf, send, type Env } from './helpers';
 
 const CLI = join(__dirname, '../../shared/sandbox/cli.ts');
 const ROOT = join(__dirname, '../..');
@@ -37,9 +37,8 @@ async function serve(): Promise<{ child: ChildProcess; url: string; exited: Prom
 describe('sandbox durability', () => {
   it('SIGKILL mid-burst loses no acknowledged create or payment, nor a pending notification', async () => {
     const init = await initSandbox(dir);
-    const merchants = new Map([[init.mchid, loadMerchantCreds(init.merchantDir)]]);
-    for (const p of init.participants) merchants.set(p.mchid, loadMerchantCreds(p.dir!));
-    const env = { url: '', creds: loadCredentials(init.merchantDir), merchants } as unknown as Env;
+    const creds = loadCredentials(init.merchantDir);
+    const env = { url: '', creds, merchants: merchantsOf(creds) } as unknown as Env;
     const seller = init.participants[0]!.mchid;
     const first = await serve();
     env.url = first.url;

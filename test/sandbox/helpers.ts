@@ -6,28 +6,18 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import type { AddressInfo } from 'node:net';
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { initSandbox, startSandbox, type InitOptions, type InitResult, type SandboxOptions } from '../../shared/sandbox';
-import { apiV3Key } from '../../shared/wechatpay/aead';
 import { WechatPayClient, type WechatPayClientOptions } from '../../shared/wechatpay/client';
-import { loadCredentials, type Credentials } from '../../shared/wechatpay/credentials';
+import { loadCredentials, type Credentials, type MerchantKeys } from '../../shared/wechatpay/credentials';
 import { RequestSigner, createNonce, formatAuthorization, requestMessage, signMessage, unixSeconds } from '../../shared/wechatpay/sign';
 import { PublicKeySource, Verifier } from '../../shared/wechatpay/verify';
 import type { CombineNativeRequest } from '../../shared/wechatpay/models';
 
-/** One merchant's own keys, read from its credentials folder (root for the initiator, merchants/<mchid>/ for a participant). */
-export interface MerchantCreds {
-  mchid: string;
-  certSerial: string;
-  privateKey: KeyObject;
-  apiV3Key: KeyObject;
-  /** Public-key mode when set (the merchant's wechatpay_public_key.pem and its id). */
-  wechatpayPublicKey?: { id: string; key: KeyObject };
-  dir: string;
-}
+/** One merchant's own keys (root folder for the initiator, merchants/<mchid>/ for a participant), parsed once by the product's loader. */
+export type MerchantCreds = MerchantKeys;
 
-export function loadMerchantCreds(dir: string): MerchantCreds {
-  const mj = JSON.parse(readFileSync(join(dir, 'merchant.json'), 'utf8')) as { mchid: string; cert_serial: string; apiv3_key: string; wechatpay_public_key_id?: string };
-  const wechatpayPublicKey = mj.wechatpay_public_key_id ? { id: mj.wechatpay_public_key_id, key: createPublicKey(readFileSync(join(dir, 'wechatpay_public_key.pem'))) } : undefined;
-  return { mchid: mj.mchid, certSerial: mj.cert_serial, privateKey: createPrivateKey(readFileSync(join(dir, 'apiclient_key.pem'))), apiV3Key: apiV3Key(mj.apiv3_key), wechatpayPublicKey, dir };
+/** Every merchant with a credentials folder, the initiator included, by mchid. */
+export function merchantsOf(creds: Credentials): Map<string, MerchantCreds> {
+  return new Map<string, MerchantCreds>([[creds.mchid, creds], ...creds.participants]);
 }
 
 export interface Env {
@@ -53,8 +43,7 @@ export async function setup(opts: { certificates?: boolean; modes?: InitOptions[
   const { certificates, modes, ...sandboxOpts } = opts;
   const init = await initSandbox(dir, { certificates, modes });
   const creds = loadCredentials(join(dir, 'merchant'));
-  const merchants = new Map<string, MerchantCreds>([[init.mchid, loadMerchantCreds(init.merchantDir)]]);
-  for (const p of init.participants) if (p.dir) merchants.set(p.mchid, loadMerchantCreds(p.dir));
+  const merchants = merchantsOf(creds);
   const sbDir = join(dir, 'sandbox');
   const cfg = JSON.parse(readFileSync(join(sbDir, 'sandbox.json'), 'utf8')) as WechatSide & { participants: WechatSide[] };
   // Every key the sandbox may sign an answer or notification with, of every merchant.
