@@ -90,10 +90,8 @@ export class Orders {
 
   /** A sub-order by its transaction_id, if it belongs to `mchid`. */
   subOrderByTransaction(mchid: string, transactionId: string): SubOrderRef | undefined {
-    const r = this.transactionIndex.get(transactionId);
-    const order = r && this.get(r.key);
-    if (!order || order.request.sub_orders[r!.index]!.mchid !== mchid) return undefined;
-    return { order, index: r!.index };
+    const ref = this.subOrderByAnyMerchant(transactionId);
+    return ref && ref.order.request.sub_orders[ref.index]!.mchid === mchid ? ref : undefined;
   }
 
   /** A sub-order by its transaction_id, whichever merchant it belongs to. */
