@@ -111,16 +111,22 @@ class Services implements TerminalServices {
    */
   private async slipStillWanted(job: PrintJob): Promise<boolean> {
     if (job.kind !== 'slip') return true;
-    let o = this.orders.get(job.combine_out_trade_no);
-    if (!o) {
-      try {
-        o = await this.relay.getOrder(job.combine_out_trade_no);
-        this.track(o);
-      } catch {
-        return false;
-      }
+    let o: Order;
+    try {
+      o = await this.knownOrder(job.combine_out_trade_no);
+    } catch {
+      return false;
     }
     return !FINAL_STATES.includes(o.state) && !(Date.parse(o.expires_at) <= Date.now());
+  }
+
+  /** The order from the cache (kept current by pushed events), else from the relay (then cached). */
+  private async knownOrder(no: string): Promise<Order> {
+    const cached = this.orders.get(no);
+    if (cached) return cached;
+    const o = await this.relay.getOrder(no);
+    this.track(o);
+    return o;
   }
 
   /** A slip or receipt that came out goes into the order's timeline at the relay (best effort). */
@@ -377,12 +383,7 @@ class Services implements TerminalServices {
       this.feed.present(null);
       return this.feed.view();
     }
-    let o = this.orders.get(no);
-    if (!o) {
-      o = await this.relay.getOrder(no);
-      this.track(o);
-    }
-    this.feed.present(o);
+    this.feed.present(await this.knownOrder(no));
     return this.feed.view();
   }
 
