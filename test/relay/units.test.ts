@@ -162,7 +162,9 @@ describe('WAL checkpointer', () => {
     const ins = db.prepare('INSERT INTO t VALUES (randomblob(1000))');
     db.transaction(() => { for (let i = 0; i < 500; i++) ins.run(); })();
     const before = statSync(p).size;
-    await new Promise((r) => setTimeout(r, 400));
+    // Wait for the checkpoint itself (the file growing), not for a fixed time.
+    const deadline = Date.now() + 10_000;
+    while (statSync(p).size <= before + 400_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(statSync(p).size).toBeGreaterThan(before + 400_000);
     await cp.stop();
     expect(errors).toEqual([]);
