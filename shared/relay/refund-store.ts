@@ -12,6 +12,9 @@ import { randomBytes } from 'node:crypto';
 import type { Order, Refund, RefundStatus } from '../contracts/relay-api';
 import type { Db } from './db';
 import type { Change, OrderStore } from './store';
+import { decorateRefunds, toRefund } from './refund-view';
+
+export { toRefund };
 
 export type LocalRefundStatus = 'PENDING' | RefundStatus | 'FAILED';
 
@@ -57,23 +60,6 @@ export function newOutRefundNo(now = Date.now()): string {
   let tail = '';
   while (tail.length < 10) for (const b of randomBytes(16)) if (b < 248 && tail.length < 10) tail += B62[b % 62];
   return 'R' + now.toString(36).toUpperCase().padStart(9, '0') + tail;
-}
-
-export function toRefund(r: RefundRow): Refund {
-  return {
-    out_refund_no: r.out_refund_no,
-    order: r.combine_out_trade_no,
-    out_trade_no: r.out_trade_no,
-    mchid: r.mchid,
-    amount: r.amount,
-    reason: r.reason,
-    status: r.status === 'PENDING' || r.status === 'FAILED' ? 'PROCESSING' : r.status,
-    refund_id: r.refund_id,
-    created_at: r.created_at,
-    success_time: r.success_time,
-    terminal: r.terminal,
-    error_code: r.error_code,
-  };
 }
 
 export interface NewRefund {
@@ -203,18 +189,7 @@ export class RefundStore {
    * Only a paid order can have refunds: the others are not read.
    */
   private decorate(order: Order): void {
-    const rows = order.state === 'SUCCESS' ? this.ofOrder(order.combine_out_trade_no) : [];
-    order.refunds = rows.map(toRefund);
-    for (const sub of order.sub_orders) {
-      let done = 0;
-      let taken = 0;
-      for (const r of rows) {
-        if (r.out_trade_no !== sub.out_trade_no) continue;
-        if (r.status === 'SUCCESS') done += r.amount;
-        if (r.status !== 'CLOSED') taken += r.amount;
-      }
-      sub.refunded_amount = done;
-      sub.refundable_amount = order.state === 'SUCCESS' ? sub.amount - taken : 0;
-    }
+    decorateRefunds(order, order.state === 'SUCCESS' ? this.ofOrder(order.combine_out_trade_no) : []);
   }
+
 }

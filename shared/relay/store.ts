@@ -2,9 +2,15 @@
  * Orders in SQLite: rows ↔ contract objects, and every state change in one transaction
  * together with its change-feed row (the cursor terminals resume from).
  */
-import type { Alert, Order, OrderCreation, OrderKind, OrderState, SubOrder } from '../contracts/relay-api';
+import type { Alert, Order, OrderState } from '../contracts/relay-api';
+import type { Change, ChangeListener, ListFilter, NewOrder, OrderRow, SnapshotBounds, SubOrderRow, Transition } from './repo-types';
+
+export type { Change, ChangeListener, ListFilter, NewOrder, OrderRow, SnapshotBounds, SubOrderRow, Transition };
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db';
+import { buildOrder, subKey } from './order-view';
+
+export { subKey };
 
 const OPEN_STATES: readonly OrderState[] = ['NOTPAY', 'USERPAYING'];
 const OPEN_SQL = "('NOTPAY','USERPAYING')";
@@ -13,84 +19,11 @@ export const REPLAY_MAX = 500;
 /** Number search: matches considered per kind of number (order, sub-order, transaction). */
 const NUMBER_HITS = 1000;
 
-export interface OrderRow {
-  combine_out_trade_no: string;
-  /** `single`: basic Native with the one merchant's keys; `combine`: the initiator's combined order. */
-  kind: OrderKind;
-  state: OrderState;
-  total_amount: number;
-  description: string | null;
-  code_url: string | null;
-  created_at: string;
-  created_ms: number;
-  expires_at: string;
-  expires_ms: number;
-  paid_at: string | null;
-  paid_ms: number | null;
-  closed_at: string | null;
-  updated_ms: number;
-  terminal: string;
-  creation: OrderCreation;
-  error_code: string | null;
-  error_message: string | null;
-  idempotency_key: string | null;
-  request_hash: string;
-  /** The exact create body while a (re-)send may be needed; '' once WeChat Pay created it. */
-  request_json: string;
-  version: number;
-  watch: number;
-  next_check_ms: number;
-  check_attempts: number;
-  cursor: number;
-  transaction_ids: string | null;
-}
-
 /** What an Order is built from (request_json and scheduling columns stay in the database). */
 const ORDER_COLUMNS = `combine_out_trade_no, kind, state, total_amount, description, code_url, created_at, expires_at, paid_at, closed_at,
   terminal, creation, error_code, error_message, version, cursor, transaction_ids, updated_ms`;
 
-/** What a sub-order was created with (its state and transaction id live on the order row). */
-export interface SubOrderRow {
-  out_trade_no: string;
-  combine_out_trade_no: string;
-  idx: number;
-  mchid: string;
-  description: string;
-  amount: number;
-  attach: string | null;
-}
 const SUB_COLUMNS = 'out_trade_no, combine_out_trade_no, idx, mchid, description, amount, attach';
-
-export interface NewOrder {
-  row: Omit<OrderRow, 'kind' | 'version' | 'check_attempts' | 'paid_at' | 'paid_ms' | 'closed_at' | 'code_url' | 'error_code' | 'error_message' | 'cursor' | 'transaction_ids'> & { kind?: OrderKind };
-  subs: SubOrderRow[];
-}
-
-/** A transition computed from WeChat's view of the order. */
-export interface Transition {
-  state: OrderState;
-  paidMs?: number | null;
-  /** per out_trade_no */
-  transactionIds?: Map<string, string | null>;
-}
-
-/** `change.order` is built on first access: listeners with nobody to tell never pay for it. */
-export type ChangeListener = (change: Change) => void;
-
-export interface Change {
-  readonly cursor: number;
-  readonly order: Order;
-}
-
-/**
- * The sub-orders a notification must carry, as one comparable string: JSON of
- * [mchid, out_trade_no, amount] sorted by out_trade_no (JSON, so no field can spill into the
- * next). Same format as migration 4's SQL backfill.
- */
-export function subKey(subs: readonly { mchid: unknown; out_trade_no: unknown; amount: unknown }[]): string {
-  const sorted = [...subs].sort((a, b) => (String(a.out_trade_no) < String(b.out_trade_no) ? -1 : String(a.out_trade_no) > String(b.out_trade_no) ? 1 : 0));
-  return JSON.stringify(sorted.map((x) => [x.mchid, x.out_trade_no, x.amount]));
-}
 
 /** A change whose Order is read (once) only if a listener asks for it. */
 function lazyChange(cursor: number, build: () => Order): Change {
@@ -174,7 +107,7 @@ export class OrderStore {
   }
 
   toOrder(r: OrderRow, subs: SubOrderRow[] = this.subRows(r.combine_out_trade_no)): Order {
-    const order = this.buildOrder(r, subs);
+    const order = buildOrder(r, subs);
     for (const d of this.decorators) d(order);
     return order;
   }
@@ -195,37 +128,6 @@ export class OrderStore {
     if (st.run(now, cursor, no).changes === 0) return null;
     this.seq = cursor;
     return lazyChange(cursor, () => this.get(no)!);
-  }
-
-  private buildOrder(r: OrderRow, subs: SubOrderRow[]): Order {
-    const ids = r.transaction_ids ? (JSON.parse(r.transaction_ids) as Record<string, string>) : null;
-    return {
-      combine_out_trade_no: r.combine_out_trade_no,
-      kind: r.kind ?? 'combine',
-      state: r.state,
-      total_amount: r.total_amount,
-      description: r.description,
-      code_url: r.code_url,
-      created_at: r.created_at,
-      expires_at: r.expires_at,
-      paid_at: r.paid_at,
-      closed_at: r.closed_at,
-      terminal: r.terminal,
-      sub_orders: subs.map((s): SubOrder => ({
-        mchid: s.mchid,
-        out_trade_no: s.out_trade_no,
-        description: s.description,
-        amount: s.amount,
-        ...(s.attach !== null ? { attach: s.attach } : {}),
-        transaction_id: ids?.[s.out_trade_no] ?? null,
-        // All-or-nothing payment: a sub-order is always in its order's state.
-        state: r.state,
-      })),
-      creation: r.creation,
-      error_code: r.error_code,
-      error_message: r.error_message,
-      version: r.version,
-    };
   }
 
   /** Orders for many rows, their sub-orders read in one statement. */
@@ -442,19 +344,3 @@ export class OrderStore {
   }
 }
 
-export interface SnapshotBounds {
-  maxOpen: number;
-  recent: number;
-  /** Only this terminal's orders (a cashier's snapshot); every terminal's when undefined. */
-  terminal?: string;
-}
-
-export interface ListFilter {
-  state?: OrderState;
-  olderThanMinutes?: number;
-  q?: string;
-  dateStartMs?: number;
-  terminal?: string;
-  open?: boolean;
-  limit: number;
-}

@@ -18,6 +18,11 @@
  *   nextval() can commit out of order, so a reader must not step past a cursor whose
  *   transaction is still open (the store seam decides how; see README "Running two relays").
  */
+import { SQL_V2 } from './migration-core';
+import { SQL_V3 } from './migration-refunds';
+import { SQL_V4 } from './migration-counter';
+import { SQL_V5 } from './migration-bills';
+
 export interface PgMigration {
   version: number;
   sql: string;
@@ -214,6 +219,12 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX refunds_due ON refunds (next_check_ms) WHERE watch = 1;
     `,
   },
+  // Versions 2–5: what the store seam's repositories added (one file each, so the parts of the
+  // work could be written side by side).
+  { version: 2, sql: SQL_V2 },
+  { version: 3, sql: SQL_V3 },
+  { version: 4, sql: SQL_V4 },
+  { version: 5, sql: SQL_V5 },
 ];
 
 // Versions rise one by one, as in db.ts.
