@@ -10,7 +10,7 @@
  * 200 for the burst); this one posts signed notifications at a steady rate and measures.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID, createPrivateKey } from 'node:crypto';
+import { randomBytes, randomUUID, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -23,7 +23,7 @@ import { loadCredentials } from '../shared/wechatpay/credentials';
 import { apiV3Key, encryptResource } from '../shared/wechatpay/aead';
 import { signBody } from '../shared/wechatpay/sign';
 import { openDb } from '../shared/relay/db';
-import { createTerminal } from '../shared/relay/auth';
+import { hashToken } from '../shared/relay/auth';
 import { OrderStore } from '../shared/relay/store';
 import { newCombineOutTradeNo, subOutTradeNo } from '../shared/relay/ids';
 import { loadRelayConfig, startRelay } from '../shared/relay/index';
@@ -139,7 +139,13 @@ function seed(dir: string, dbPath: string): { notes: Note[]; steady: string[]; b
       else targets.push({ no, subs });
     }
   })();
-  const terminals = Array.from({ length: STEADY + BURST }, (_, i) => createTerminal(db, `t-${i}`, i % 20 === 0 ? 'manager' : 'cashier'));
+  // Tokens the way createTerminal makes them (random, only the hash stored), written in the same file.
+  const insert = db.prepare('INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)');
+  const terminals = Array.from({ length: STEADY + BURST }, (_, i) => {
+    const token = randomBytes(32).toString('base64url');
+    insert.run(`t-${i}`, i % 20 === 0 ? 'manager' : 'cashier', hashToken(token), new Date().toISOString());
+    return token;
+  });
   db.close();
   const cfg = JSON.parse(readFileSync(join(dir, 'sandbox', 'sandbox.json'), 'utf8'));
   const key = createPrivateKey(readFileSync(join(dir, 'sandbox', cfg.public_key_file)));

@@ -243,9 +243,9 @@ async function main(): Promise<void> {
     openDb(empty).close();
     console.log(`built ${ORDERS.toLocaleString('en')} orders in ${buildS.toFixed(0)} s: ${(statSync(big).size / 1e9).toFixed(2)} GB (${(statSync(big).size / ORDERS).toFixed(0)} bytes per order with its sub-orders and indexes)`);
     // The cashier is till-1, one of the 40 terminals the history was made on.
-    const tokens = (path: string) => ({ cashier: addTerminal(path, 'till-1', 'cashier'), manager: addTerminal(path, 'bench-manager', 'manager') });
-    const bigTokens = tokens(big);
-    const emptyTokens = tokens(empty);
+    const tokens = async (path: string) => ({ cashier: await addTerminal(path, 'till-1', 'cashier'), manager: await addTerminal(path, 'bench-manager', 'manager') });
+    const bigTokens = await tokens(big);
+    const emptyTokens = await tokens(empty);
     const pick = (i: number) => samples[(i * 7919) % samples.length]!;
     const paidPick = (i: number) => { for (let k = 0; ; k++) { const s = pick(i + k); if (s.txn) return s; } };
     const day = (i: number) => days[(i * 104_729) % days.length]!;

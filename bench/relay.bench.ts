@@ -212,7 +212,8 @@ function pct(sorted: number[], p: number): number {
 
 async function pushLatency(dir: string, dbPath: string, notes: Note[]): Promise<{ p50: number; p99: number; max: number; samples: number; missing: number; rate: number }> {
   // One terminal each: a terminal holds at most RELAY_EVENTS_PER_TERMINAL sockets.
-  const tokens = Array.from({ length: TERMINALS }, (_, i) => addTerminal(dbPath, `bench-push-${i}`, 'cashier'));
+  const tokens: string[] = [];
+  for (let i = 0; i < TERMINALS; i++) tokens.push(await addTerminal(dbPath, `bench-push-${i}`, 'cashier'));
   const { proc, url } = await spawnServer('relay', dir, dbPath);
   const sent = new Map<string, number>();
   const lat: number[] = [];

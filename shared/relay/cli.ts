@@ -1,12 +1,15 @@
 /**
  * `npm run relay` serves; `npm run relay -- add-terminal NAME --role cashier|manager` prints a
  * new token as the last stdout line; `npm run relay -- migrate` brings the PostgreSQL database
- * named by RELAY_DATABASE_URL to this relay's schema (issue 14: serving from it is not built yet).
+ * named by RELAY_DATABASE_URL to this relay's schema (run it before serving from PostgreSQL, and
+ * after upgrading the relay; serving refuses a database at another version). With
+ * RELAY_DATABASE_URL, serving and add-terminal use PostgreSQL; otherwise SQLite at RELAY_DB.
  * A bad setting stops it with one line naming the setting.
  */
 import { ConfigError } from '../wechatpay/errors';
 import { addTerminal, loadRelayConfig, startRelay } from './index';
 import { RelayError } from './errors';
+import { parseDatabaseUrl } from './pg/url';
 
 function die(message: string, code = 2): never {
   process.stderr.write(`relay: ${message.replace(/\s+/g, ' ')}\n`);
@@ -30,15 +33,17 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (cmd === 'add-terminal') {
-    // Contract §2: with RELAY_DATABASE_URL the token belongs in PostgreSQL; writing it to the
-    // SQLite file instead would hand out a token no PostgreSQL relay knows.
-    if (process.env.RELAY_DATABASE_URL?.trim()) die('add-terminal with RELAY_DATABASE_URL: PostgreSQL is not built yet (issue 14); unset RELAY_DATABASE_URL to use RELAY_DB', 1);
     const name = rest[0];
     const ri = rest.indexOf('--role');
     const role = ri >= 0 ? rest[ri + 1] : undefined;
     if (!name || name.startsWith('--') || !role) die('usage: relay add-terminal NAME --role cashier|manager');
-    const dbPath = process.env.RELAY_DB?.trim() || 'data/relay.db';
-    const token = addTerminal(dbPath, name, role);
+    // Contract §2: with RELAY_DATABASE_URL the token is written to PostgreSQL (every relay on it
+    // accepts it), else to the SQLite file RELAY_DB.
+    const url = process.env.RELAY_DATABASE_URL?.trim();
+    if (url) parseDatabaseUrl(url);
+    const token = await addTerminal(url
+      ? { databaseUrl: url, databasePool: 1, dbPath: '', dbSynchronous: 'NORMAL' }
+      : (process.env.RELAY_DB?.trim() || 'data/relay.db'), name, role);
     process.stdout.write(`terminal ${name} (${role}) added; its token (shown once):\n${token}\n`);
     return;
   }

@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../wechatpay/errors';
 import { MAX_EXPIRE_MINUTES } from '../contracts/relay-api';
+import { parseDatabaseUrl } from './pg/url';
 
 export { ConfigError };
 
@@ -14,6 +15,13 @@ export interface RelayConfig {
   host: string;
   port: number;
   dbPath: string;
+  /**
+   * Contract §2 RELAY_DATABASE_URL: all state in PostgreSQL (RELAY_DB is then ignored); several
+   * relay processes may share it. Undefined: SQLite at dbPath.
+   */
+  databaseUrl?: string;
+  /** Extension RELAY_DATABASE_POOL: PostgreSQL connections of this relay's pool. */
+  databasePool: number;
   queryAfterSeconds: number;
   /** Extension RELAY_CLOSE_MIN_AGE_SECONDS: the local "no close within 5 minutes" rule. */
   closeMinAgeSeconds: number;
@@ -80,9 +88,9 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
   if ((publicUrl + '/wechatpay/notify').length > 255) throw new ConfigError('RELAY_PUBLIC_URL', 'too long: notify_url must stay within 255 characters');
   const host = env.RELAY_HOST?.trim() || '127.0.0.1';
   const port = int(env, 'RELAY_PORT', 8787, 0, 65535);
-  // Contract §2's PostgreSQL store is not served yet (issue 14: only `relay migrate` uses it).
-  // Refused rather than ignored: silently serving from RELAY_DB would split one store's state.
-  if (env.RELAY_DATABASE_URL?.trim()) throw new ConfigError('RELAY_DATABASE_URL', 'PostgreSQL serving is not built yet; unset it to serve from SQLite (RELAY_DB); `relay migrate` already prepares the database');
+  const databaseUrl = env.RELAY_DATABASE_URL?.trim() || undefined;
+  // The shape only (a ConfigError that never echoes the value: it may carry a password).
+  if (databaseUrl) parseDatabaseUrl(databaseUrl);
   const dbPath = env.RELAY_DB?.trim() || 'data/relay.db';
   const sync = (env.RELAY_DB_SYNCHRONOUS?.trim() || 'NORMAL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError('RELAY_DB_SYNCHRONOUS', `must be NORMAL or FULL, got ${JSON.stringify(sync)}`);
@@ -95,6 +103,8 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
     host,
     port,
     dbPath,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    databasePool: int(env, 'RELAY_DATABASE_POOL', 10, 1, 1000),
     queryAfterSeconds: int(env, 'RELAY_QUERY_AFTER_SECONDS', 30, 0, 86_400),
     closeMinAgeSeconds: int(env, 'RELAY_CLOSE_MIN_AGE_SECONDS', 300, 0, 86_400),
     heartbeatSeconds: int(env, 'RELAY_HEARTBEAT_SECONDS', 15, 1, 3600),

@@ -14,11 +14,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Alert, Order, RelayEvent } from '../contracts/relay-api';
 import type { Authenticator, TerminalIdentity } from './auth';
 import type { Logger } from './log';
-import { REPLAY_MAX, type OrderRow, type OrderStore } from './store';
+import { REPLAY_MAX } from './store';
+import type { OrderRow, RelayStore } from './repo-types';
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -45,6 +47,8 @@ const RING_MAX = 4096;
 const SLICE = 64;
 
 interface Client {
+  /** Among every relay's sockets (RELAY_EVENTS_PER_TERMINAL across relays, store.sockets). */
+  id: string;
   ws: WebSocket;
   who: TerminalIdentity;
   alive: boolean;
@@ -72,6 +76,8 @@ export class EventHub {
   private pending = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly o: Required<HubOptions>;
+  /** Sockets by id, when the store counts them across relays. */
+  private readonly byId = new Map<string, Client>();
   /** order.updated messages with cursor > ringFrom, ascending. */
   private ring: { cursor: number; no: string; msg: Msg }[] = [];
   private ringFrom: number;
@@ -80,17 +86,18 @@ export class EventHub {
   private readonly snapshotCache = new Map<string, Built>();
 
   constructor(
-    private readonly store: OrderStore,
+    private readonly store: RelayStore,
     private readonly auth: Authenticator,
     private readonly log: Logger,
     opts: HubOptions | number,
   ) {
     const o = typeof opts === 'number' ? { heartbeatMs: opts } : opts;
     this.o = { perTerminal: 4, snapshotOpen: 1000, snapshotRecent: 100, replayMax: REPLAY_MAX, ...o };
-    this.ringFrom = store.cursor();
+    this.ringFrom = store.feed.cursor();
     this.timer = setInterval(() => this.heartbeat(), this.o.heartbeatMs);
     this.timer.unref();
-    store.onChange((change) => {
+    store.sockets?.onCloseRequest((id) => this.closeTooMany(id));
+    store.feed.onChange((change) => {
       if (this.clients.size + this.pending === 0) {
         // Nobody listening: the order is neither read nor serialized, and the ring has a gap.
         this.ring = [];
@@ -108,17 +115,39 @@ export class EventHub {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (url.pathname !== '/v1/events') return refuse(socket, 404, 'Not Found');
-    const who = this.auth.identify(req.headers.authorization);
-    if (!who) return refuse(socket, 401, 'Unauthorized');
+    // The token is looked up in the database: until then a failing socket just goes away.
+    const drop = () => socket.destroy();
+    socket.on('error', drop);
+    this.auth.identify(req.headers.authorization).then(
+      (who) => {
+        socket.off('error', drop);
+        if (socket.destroyed) return;
+        if (!who) return refuse(socket, 401, 'Unauthorized');
+        this.upgrade(req, socket, head, url, who);
+      },
+      (err) => {
+        this.log.warn({ err: (err as Error).message }, 'events: token check failed');
+        socket.off('error', drop);
+        refuseUnavailable(socket);
+      },
+    );
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, who: TerminalIdentity): void {
     const sinceRaw = url.searchParams.get('since');
     const since = sinceRaw !== null && /^\d{1,15}$/.test(sinceRaw) ? Number(sinceRaw) : null;
     this.wss.handleUpgrade(req, socket, head, (ws) => void this.connected(ws, who, since));
   }
 
   private async connected(ws: WebSocket, who: TerminalIdentity, since: number | null): Promise<void> {
-    const client: Client = { ws, who, alive: true };
+    const client: Client = { id: randomUUID(), ws, who, alive: true };
     let joined = false;
+    let recorded: Promise<unknown> | null = null;
     const gone = () => {
+      if (this.byId.delete(client.id) && recorded) {
+        const sockets = this.store.sockets!;
+        void recorded.then(() => sockets.closed(client.id)).catch(() => {});
+      }
       this.clients.delete(client);
       const mine = this.byTerminal.get(who.name);
       const i = mine?.indexOf(client) ?? -1;
@@ -131,6 +160,13 @@ export class EventHub {
     // Terminals only listen; anything they send is ignored.
     ws.on('message', () => {});
     this.limitPerTerminal(client);
+    if (this.store.sockets && ws.readyState === WebSocket.OPEN) {
+      // Every relay's sockets of this terminal count: the oldest beyond the limit close, wherever.
+      this.byId.set(client.id, client);
+      recorded = this.store.sockets.opened(who.name, client.id, this.o.perTerminal).then((victims) => {
+        for (const v of victims) if (v.local) this.closeTooMany(v.id);
+      }).catch((err) => this.log.warn({ terminal: who.name, err: (err as Error).message }, 'events: socket not recorded'));
+    }
     this.pending++;
     try {
       const first = await this.firstMessages(since, who);
@@ -150,6 +186,15 @@ export class EventHub {
     }
   }
 
+  /** A socket displaced by a newer one of its terminal (possibly on another relay). */
+  private closeTooMany(id: string): void {
+    const c = this.byId.get(id);
+    if (!c) return;
+    this.byId.delete(id);
+    this.clients.delete(c);
+    c.ws.close(CLOSE_TOO_MANY, 'too many connections for this terminal');
+  }
+
   /** A terminal's oldest sockets beyond perTerminal make room for its new one. */
   private limitPerTerminal(client: Client): void {
     const mine = this.byTerminal.get(client.who.name) ?? [];
@@ -165,14 +210,19 @@ export class EventHub {
   /** The messages a new socket starts with, ending at a cursor the ring covers. */
   private async firstMessages(since: number | null, who: TerminalIdentity): Promise<(Msg | string)[]> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      if (since !== null && since >= this.ringFrom && since <= this.store.cursor()) {
+      // A cursor handed out by another relay may be ahead of what this one has delivered yet.
+      if (since !== null && since > this.store.feed.cursor()) await this.store.feed.catchUp();
+      if (since !== null && since >= this.ringFrom && since <= this.store.feed.cursor()) {
         // A short absence: the missed messages are still in memory.
         return this.ringAfter(since);
       }
       if (since !== null) {
-        const rows = this.store.changedRowsSince(since, this.o.replayMax);
-        if (rows) {
-          const upTo = this.store.cursor();
+        const upTo = this.store.feed.cursor();
+        const read = await this.store.feed.changedRowsSince(since, this.o.replayMax);
+        if (read) {
+          // Rows read after upTo may already show later changes: those come from the ring (or
+          // live) after upTo, so they are left to it — nothing sent twice, nothing skipped.
+          const rows = read.filter((r) => r.cursor <= upTo);
           const msgs = await this.serialize(rows, (o, r) => JSON.stringify({ type: 'order.updated', order: o, cursor: r.cursor } satisfies RelayEvent));
           if (upTo >= this.ringFrom) return [...msgs, ...this.ringAfter(upTo)];
           continue; // the ring moved past us while building: start again
@@ -207,8 +257,8 @@ export class EventHub {
     if (!build) {
       build = (async () => {
         try {
-          const cursor = this.store.cursor();
-          const rows = this.store.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent, terminal: scope === '*' ? undefined : scope });
+          const cursor = this.store.feed.cursor();
+          const rows = await this.store.feed.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent, terminal: scope === '*' ? undefined : scope });
           const parts = await this.serialize(rows, (o) => JSON.stringify(o));
           const tail = `"cursor":${cursor},"orders":[${parts.join(',')}]}`;
           const built = { cursor, at: Date.now(), plain: Buffer.from('{"type":"snapshot",' + tail), resync: Buffer.from('{"type":"snapshot","resync":true,' + tail) };
@@ -230,7 +280,7 @@ export class EventHub {
       if (i > 0) await yieldLoop();
       // Sub-orders never change after creation: reading them now matches the rows' moment.
       const slice = rows.slice(i, i + SLICE);
-      const orders = this.store.toOrders(slice);
+      const orders = await this.store.orders.toOrders(slice);
       slice.forEach((r, k) => out.push(fn(orders[k]!, r)));
     }
     return out;
@@ -286,6 +336,11 @@ function send(ws: WebSocket, msg: Msg | string): void {
   if (ws.bufferedAmount > SLOW_BYTES) return void ws.close(CLOSE_TOO_SLOW, 'not reading');
   // Bytes go out as a text frame (JSON), encoded once for every socket.
   ws.send(msg, { binary: false });
+}
+
+function refuseUnavailable(socket: Duplex): void {
+  const body = JSON.stringify({ code: 'DATABASE_UNAVAILABLE', message: 'the relay cannot reach its database; try again shortly' });
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 2\r\nConnection: close\r\n\r\n${body}`);
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

@@ -15,12 +15,13 @@ import type { Order, OrderKind, OrderState } from '../contracts/relay-api';
 import type { Logger } from './log';
 import { RelayError } from './errors';
 import { newCombineOutTradeNo, subOutTradeNo } from './ids';
-import type { OrderRow, OrderStore, SubOrderRow, Transition } from './store';
+import type { Alert } from '../contracts/relay-api';
+import type { OrderRow, RelayStore, SubOrderRow, Transition } from './repo-types';
 import { errorCode, isAmbiguous, isNotFound, merchantKeysMissing, upstreamError, type PayClient, type PayClients } from './upstream';
 import { requestHash, validateCreateOrder, type ValidOrderInput } from './validate';
 
 export interface OrderServiceOptions {
-  store: OrderStore;
+  store: RelayStore;
   /** Every merchant's client; combined orders are created, queried and closed by the initiator. */
   clients: PayClients;
   credentials: Credentials;
@@ -31,7 +32,7 @@ export interface OrderServiceOptions {
   defaultExpireMinutes: number;
   log: Logger;
   /** Pushes an alert to managers (events hub). */
-  onAlert?: (alert: NonNullable<ReturnType<OrderStore['addAlert']>>) => void;
+  onAlert?: (alert: Alert) => void;
 }
 
 export type Check = { ok: true; transition: Transition } | { ok: false; kind: string; message: string };
@@ -139,17 +140,37 @@ export function checkResult(ours: Ours, subs: SubOrderRow[], result: CombineOrde
   return { ok: true, transition: transitionOf(result) };
 }
 
+/**
+ * How long a create being sent by one relay is left to it (PostgreSQL, several relays): longer
+ * than a create call can take with its retries, so another relay re-sends only a create whose
+ * relay died (an identical re-send is harmless, but WeChat Pay renews the code_url).
+ */
+export const SEND_LEASE_MS = 30_000;
+
 export class OrderService {
   /** Creates in flight in this process, by order number. */
   readonly inflight = new Map<string, Promise<Order>>();
   private readonly mchids: Set<string>;
+  /** Requests waiting for an order another relay is creating (see resume). */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
   constructor(private readonly o: OrderServiceOptions) {
     this.mchids = new Set(o.credentials.subMerchants.map((s) => s.mchid));
+    o.store.feed.onChange((c) => {
+      const w = this.waiting.get(c.order.combine_out_trade_no);
+      if (!w) return;
+      this.waiting.delete(c.order.combine_out_trade_no);
+      for (const f of w) f();
+    });
   }
 
-  get store(): OrderStore {
+  get store(): RelayStore {
     return this.o.store;
+  }
+
+  /** Several relay processes share the store (work of another live relay must be left to it). */
+  get shared(): boolean {
+    return this.o.store.engine === 'postgresql';
   }
 
   /** The initiator's client: combine create, query and close are the initiator's calls. */
@@ -161,8 +182,8 @@ export class OrderService {
     return this.o.clients.initiator;
   }
 
-  get(no: string): Order {
-    const order = this.o.store.get(no);
+  async get(no: string): Promise<Order> {
+    const order = await this.o.store.orders.get(no);
     if (!order) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     return order;
   }
@@ -175,30 +196,59 @@ export class OrderService {
     if (only !== null && !this.o.clients.has(only)) throw merchantKeysMissing(only);
     const hash = requestHash(input);
     if (idempotencyKey) {
-      const existing = this.o.store.byIdempotencyKey(terminal, idempotencyKey);
-      if (existing) {
-        if (existing.request_hash !== hash) {
-          throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different order');
-        }
-        return this.resume(existing);
-      }
+      const existing = await this.o.store.orders.byIdempotencyKey(terminal, idempotencyKey);
+      if (existing) return this.retried(existing, hash);
     }
-    const no = this.record(terminal, input, hash, idempotencyKey);
+    const no = await this.record(terminal, input, hash, idempotencyKey);
+    if (no === null) {
+      // The same key was recorded meanwhile (a retry that reached another relay): that order.
+      const existing = await this.o.store.orders.byIdempotencyKey(terminal, idempotencyKey!);
+      if (!existing) throw new RelayError(500, 'INTERNAL', 'idempotency key conflict without an order');
+      return this.retried(existing, hash);
+    }
     return this.send(no);
+  }
+
+  private retried(existing: OrderRow, hash: string): Promise<Order> {
+    if (existing.request_hash !== hash) throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different order');
+    return this.resume(existing);
+  }
+
+  private async orderOf(row: OrderRow): Promise<Order> {
+    return (await this.o.store.orders.toOrders([row]))[0]!;
+  }
+
+  /**
+   * Another relay is sending this create (PostgreSQL): wait for its outcome on the change feed,
+   * at most until its lease runs out; then the row as it is.
+   */
+  private async awaitOtherSender(row: OrderRow): Promise<OrderRow> {
+    const left = row.created_ms + SEND_LEASE_MS - Date.now();
+    if (left > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        const list = this.waiting.get(row.combine_out_trade_no) ?? [];
+        list.push(() => { clearTimeout(timer); resolve(); });
+        this.waiting.set(row.combine_out_trade_no, list);
+      });
+    }
+    return (await this.o.store.orders.row(row.combine_out_trade_no)) ?? row;
   }
 
   /** A retried create: the same order, re-sent identically only when its fate is unknown. */
   private async resume(row: OrderRow): Promise<Order> {
     const inflight = this.inflight.get(row.combine_out_trade_no);
     if (inflight) return inflight;
-    if (row.creation === 'CREATED' || (row.state !== 'NOTPAY' && row.state !== 'USERPAYING')) return this.o.store.toOrder(row);
+    if (this.shared && row.creation === 'PENDING' && Date.now() < row.created_ms + SEND_LEASE_MS) row = await this.awaitOtherSender(row);
+    if (row.creation === 'CREATED' || (row.state !== 'NOTPAY' && row.state !== 'USERPAYING')) return this.orderOf(row);
     if (row.creation === 'PENDING' || (row.creation === 'FAILED' && row.watch === 1)) return this.send(row.combine_out_trade_no);
     throw new RelayError(502, `UPSTREAM_${row.error_code ?? 'ERROR'}`, `WeChat Pay refused the order: ${row.error_message ?? ''}`, {
-      upstream_code: row.error_code, order: this.o.store.toOrder(row),
+      upstream_code: row.error_code, order: await this.orderOf(row),
     });
   }
 
-  private record(terminal: string, input: ValidOrderInput, hash: string, idempotencyKey: string | null): string {
+  /** The order number, or null when the idempotency key was taken meanwhile. */
+  private async record(terminal: string, input: ValidOrderInput, hash: string, idempotencyKey: string | null): Promise<string | null> {
     const now = Date.now();
     const no = newCombineOutTradeNo(now);
     const expiresMs = now + input.expire_minutes * 60_000;
@@ -233,7 +283,7 @@ export class OrderService {
       time_expire: formatBeijing(expiresMs),
       notify_url: this.o.notifyUrl(),
     };
-    this.o.store.insert({
+    const inserted = await this.o.store.orders.insert({
       row: {
         combine_out_trade_no: no, kind, state: 'NOTPAY', total_amount: subs.reduce((a, s) => a + s.amount, 0), description: input.description,
         created_at: new Date(now).toISOString(), created_ms: now, expires_at: new Date(expiresMs).toISOString(), expires_ms: expiresMs,
@@ -242,6 +292,7 @@ export class OrderService {
       },
       subs,
     });
+    if (!inserted) return null;
     this.o.log.info({ order: no, kind, terminal, amount: subs.reduce((a, s) => a + s.amount, 0) }, 'order recorded');
     return no;
   }
@@ -256,23 +307,22 @@ export class OrderService {
   }
 
   private async doSend(no: string): Promise<Order> {
-    const row = this.o.store.row(no);
+    const row = await this.o.store.orders.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     try {
       const res = row.kind === 'single'
-        ? await this.singleClient(no).createNative(JSON.parse(row.request_json) as NativeRequest)
+        ? await (await this.singleClient(no)).createNative(JSON.parse(row.request_json) as NativeRequest)
         : await this.client.combineNative(JSON.parse(row.request_json) as CombineNativeRequest);
-      const change = this.o.store.markCreated(no, res.code_url);
+      const order = await this.o.store.orders.markCreated(no, res.code_url);
       this.o.log.info({ order: no }, 'order created at WeChat Pay');
-      // The order the live feed just sent, not built a second time.
-      return change?.order ?? this.get(no);
+      return order ?? this.get(no);
     } catch (err) {
       const code = errorCode(err);
       const message = err instanceof Error ? err.message : String(err);
       // Timeouts and 5xx are ambiguous: WeChat may hold the order, so the reconciler follows it.
-      const change = this.o.store.markFailed(no, code, message, isAmbiguous(err));
+      const order = await this.o.store.orders.markFailed(no, code, message, isAmbiguous(err));
       this.o.log.warn({ order: no, code }, 'order creation failed');
-      throw upstreamError(err, { order: change?.order ?? this.get(no) });
+      throw upstreamError(err, { order: order ?? (await this.get(no)) });
     }
   }
 
@@ -280,46 +330,51 @@ export class OrderService {
    * Applies WeChat's view (query result) after the mismatch checks. A mismatch stores an alert
    * and changes nothing.
    */
-  applyResult(no: string, result: CombineOrderResult, source: string): Order {
+  applyResult(no: string, result: CombineOrderResult, source: string): Promise<Order> {
     return this.applyUpstream(no, { kind: 'combine', result }, source);
   }
 
   /** applyResult for either kind of answer (basic for a single sale). */
-  applyUpstream(no: string, up: Upstream, source: string): Order {
-    const row = this.o.store.row(no);
+  async applyUpstream(no: string, up: Upstream, source: string): Promise<Order> {
+    const row = await this.o.store.orders.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
-    const subs = this.o.store.subRows(no);
+    const subs = await this.o.store.orders.subRows(no);
     const check = checkUpstream(this.o.credentials, row.kind, subs, up);
     if (!check.ok) {
-      this.alert(check.kind, no, `${source}: ${check.message}`, `${source}:${no}:${check.kind}`);
+      await this.alert(check.kind, no, `${source}: ${check.message}`, `${source}:${no}:${check.kind}`);
       throw new RelayError(502, `UPSTREAM_${check.kind}`, check.message);
     }
-    const changed = this.o.store.transition(no, check.transition);
+    const changed = await this.o.store.orders.transition(no, check.transition);
     if (changed) this.o.log.info({ order: no, state: check.transition.state, source }, 'order state changed');
     return this.get(no);
   }
 
-  alert(kind: string, no: string | null, message: string, dedupeKey: string | null): void {
-    const a = this.o.store.addAlert(kind, no, message, dedupeKey);
-    if (a) {
-      this.o.log.warn({ order: no, kind }, 'alert');
-      this.o.onAlert?.(a);
+  /** Stored once per dedupe key and pushed to managers; never throws (an alert must not fail its caller). */
+  async alert(kind: string, no: string | null, message: string, dedupeKey: string | null): Promise<void> {
+    try {
+      const a = await this.o.store.alerts.add(kind, no, message, dedupeKey);
+      if (a) {
+        this.o.log.warn({ order: no, kind }, 'alert');
+        this.o.onAlert?.(a);
+      }
+    } catch (err) {
+      this.o.log.error({ order: no, kind, err: (err as Error).message }, 'alert not stored');
     }
   }
 
   /** The one merchant's client of a single sale (MerchantKeysMissingError when its keys are gone). */
-  private singleClient(no: string): PayClient {
-    const sub = this.o.store.subRows(no)[0];
+  private async singleClient(no: string): Promise<PayClient> {
+    const sub = (await this.o.store.orders.subRows(no))[0];
     if (!sub) throw new RelayError(404, 'ORDER_NOT_FOUND', `no sub-order of ${no}`);
     return this.o.clients.get(sub.mchid);
   }
 
   /** WeChat's view of the order through the API of its kind (errors as the client throws them). */
   async queryUpstream(no: string): Promise<Upstream> {
-    const row = this.o.store.row(no);
+    const row = await this.o.store.orders.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     if (row.kind === 'single') {
-      const sub = this.o.store.subRows(no)[0]!;
+      const sub = (await this.o.store.orders.subRows(no))[0]!;
       return { kind: 'single', result: await this.o.clients.get(sub.mchid).queryNative(sub.out_trade_no) };
     }
     return { kind: 'combine', result: await this.client.combineQuery(no) };
@@ -328,7 +383,7 @@ export class OrderService {
   /** Close at WeChat Pay with the API of the order's kind (combine: exactly the sub-orders of creation). */
   private async closeUpstream(row: OrderRow): Promise<void> {
     const no = row.combine_out_trade_no;
-    const subs = this.o.store.subRows(no);
+    const subs = await this.o.store.orders.subRows(no);
     if (row.kind === 'single') return this.o.clients.get(subs[0]!.mchid).closeNative(subs[0]!.out_trade_no);
     return this.client.combineClose(no, {
       combine_appid: this.o.credentials.appid,
@@ -338,10 +393,10 @@ export class OrderService {
 
   /** GET /v1/orders/{no}?sync=1: ask WeChat Pay first. */
   async sync(no: string): Promise<Order> {
-    const order = this.get(no);
+    const order = await this.get(no);
     if (FINAL.has(order.state) || order.creation !== 'CREATED') return order;
     try {
-      return this.applyUpstream(no, await this.queryUpstream(no), 'query');
+      return await this.applyUpstream(no, await this.queryUpstream(no), 'query');
     } catch (err) {
       throw upstreamError(err);
     }
@@ -354,24 +409,24 @@ export class OrderService {
   async close(no: string, by: string): Promise<Order> {
     try {
       const order = await this.closeInner(no, false);
-      this.o.store.audit(by, 'close', no, { outcome: 'CLOSED' });
+      await this.o.store.audit.add(by, 'close', no, { outcome: 'CLOSED' });
       return order;
     } catch (err) {
-      this.o.store.audit(by, 'close', no, { outcome: err instanceof RelayError ? err.code : 'ERROR' });
+      await this.o.store.audit.add(by, 'close', no, { outcome: err instanceof RelayError ? err.code : 'ERROR' }).catch(() => {});
       throw err;
     }
   }
 
   /** `auto`: the reconciler closing an expired order. */
   async closeInner(no: string, auto: boolean): Promise<Order> {
-    const row = this.o.store.row(no);
+    const row = await this.o.store.orders.row(no);
     if (!row) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
     if (row.state === 'SUCCESS') throw new RelayError(409, 'ORDER_PAID', 'the order is paid; refund it instead');
-    if (row.state === 'CLOSED') return this.o.store.toOrder(row);
+    if (row.state === 'CLOSED') return this.orderOf(row);
     if (row.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
     if (row.creation === 'FAILED' && row.watch === 0) {
       // WeChat refused it outright: nothing exists upstream to close.
-      this.o.store.transition(no, { state: 'CLOSED' });
+      await this.o.store.orders.transition(no, { state: 'CLOSED' });
       return this.get(no);
     }
     if (this.inflight.has(no)) throw new RelayError(409, 'ORDER_PENDING', 'the order is still being created');
@@ -390,10 +445,10 @@ export class OrderService {
     }
     if (result === null) {
       // WeChat never created it: closing is purely local.
-      this.o.store.transition(no, { state: 'CLOSED' });
+      await this.o.store.orders.transition(no, { state: 'CLOSED' });
       return this.get(no);
     }
-    const after = this.applyUpstream(no, result, auto ? 'expiry query' : 'close query');
+    const after = await this.applyUpstream(no, result, auto ? 'expiry query' : 'close query');
     if (after.state === 'SUCCESS') throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
     if (after.state === 'CLOSED') return after;
     if (after.state === 'PAYERROR') throw new RelayError(409, 'ORDER_FINAL', 'the order already failed');
@@ -405,7 +460,7 @@ export class OrderService {
         // A second close answers ORDER_CLOSED: it is closed, which is what we wanted.
       } else if (kind === 'ORDER_PAID') {
         try {
-          this.applyUpstream(no, await this.queryUpstream(no), 'close query');
+          await this.applyUpstream(no, await this.queryUpstream(no), 'close query');
         } catch { /* the reconciler will query again */ }
         throw new RelayError(409, 'ORDER_PAID', 'the order was paid; refund it instead');
       } else if (kind === 'USER_PAYING') {
@@ -414,7 +469,7 @@ export class OrderService {
         throw upstreamError(err);
       }
     }
-    this.o.store.transition(no, { state: 'CLOSED' });
+    await this.o.store.orders.transition(no, { state: 'CLOSED' });
     this.o.log.info({ order: no, auto }, 'order closed');
     return this.get(no);
   }

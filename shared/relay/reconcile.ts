@@ -7,8 +7,9 @@
  */
 import type { Logger } from './log';
 import type { OrderService } from './orders';
-import type { OrderStore } from './store';
+import type { RelayStore } from './repo-types';
 import { RelayError } from './errors';
+import { SEND_LEASE_MS } from './orders';
 import { isNotFound } from './upstream';
 
 /** Who the audit log names for the reconciler's automatic closes. */
@@ -18,6 +19,12 @@ const AUTO = 'auto';
 const MAX_BACKOFF_MS = 60_000;
 /** Orders checked at once. */
 const CONCURRENCY = 4;
+/**
+ * A claimed order is left to its claimer this long (several relays: no other relay queries or
+ * closes it meanwhile; if the claimer dies, it comes due again). Every check reschedules or
+ * unwatches the order itself well before.
+ */
+export const CHECK_LEASE_MS = 60_000;
 
 export interface ReconcilerOptions {
   closeMinAgeSeconds: number;
@@ -30,15 +37,16 @@ export class Reconciler {
   private stopped = false;
 
   constructor(
-    private readonly store: OrderStore,
+    private readonly store: RelayStore,
     private readonly orders: OrderService,
     private readonly log: Logger,
     private readonly o: ReconcilerOptions,
   ) {}
 
-  start(): void {
-    // Creates cut short by a crash: re-send them now (identical body, same numbers).
-    this.store.db.prepare("UPDATE orders SET next_check_ms = 0 WHERE watch = 1 AND creation = 'PENDING'").run();
+  async start(): Promise<void> {
+    // Creates cut short by a crash: re-send them now (identical body, same numbers). SQLite only:
+    // on PostgreSQL another live relay may be sending them, and their lease brings them due.
+    await this.store.orders.resumePending();
     this.timer = setInterval(() => this.tick(), this.o.tickMs);
     this.timer.unref();
     this.tick();
@@ -51,14 +59,24 @@ export class Reconciler {
     await Promise.allSettled([...this.busy.values()]);
   }
 
+  /** One tick at a time; a tick claims (leases) its due orders, so relays never share one. */
+  private ticking = false;
+
   tick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.ticking) return;
+    this.ticking = true;
+    this.tickInner()
+      .catch((err) => this.log.warn({ err: (err as Error).message }, 'reconcile tick failed'))
+      .finally(() => { this.ticking = false; });
+  }
+
+  private async tickInner(): Promise<void> {
     const now = Date.now();
-    this.store.unwatchFinal();
+    await this.store.orders.unwatchFinal();
     const room = CONCURRENCY - this.busy.size;
-    if (room <= 0) return;
-    for (const no of this.store.due(now, room + this.busy.size)) {
-      if (this.busy.has(no) || this.busy.size >= CONCURRENCY) continue;
+    if (room <= 0 || this.stopped) return;
+    for (const no of await this.store.orders.claimDue(now, room, CHECK_LEASE_MS)) {
+      if (this.busy.has(no) || this.stopped) continue;
       const p = this.check(no)
         .catch((err) => this.log.warn({ order: no, err: (err as Error).message }, 'reconcile check failed'))
         .finally(() => this.busy.delete(no));
@@ -71,28 +89,30 @@ export class Reconciler {
   }
 
   async check(no: string): Promise<void> {
-    const row = this.store.row(no);
+    const row = await this.store.orders.row(no);
     if (!row) return;
     const now = Date.now();
-    const next = (ms: number) => this.store.schedule(no, Math.min(now + ms, Math.max(row.expires_ms, now + 1000)));
-    if (row.state !== 'NOTPAY' && row.state !== 'USERPAYING') return this.store.unwatch(no);
+    const next = (ms: number) => this.store.orders.schedule(no, Math.min(now + ms, Math.max(row.expires_ms, now + 1000)));
+    if (row.state !== 'NOTPAY' && row.state !== 'USERPAYING') return this.store.orders.unwatch(no);
     if (row.creation === 'PENDING') {
       if (this.orders.inflight.has(no)) return next(this.backoff(0));
-      next(this.backoff(row.check_attempts));
+      // Several relays: a create this young is still its own relay's (SEND_LEASE_MS).
+      if (this.orders.shared && now < row.created_ms + SEND_LEASE_MS) return this.store.orders.schedule(no, row.created_ms + SEND_LEASE_MS);
+      await next(this.backoff(row.check_attempts));
       await this.orders.send(no).catch(() => {});
       return;
     }
     const expired = now >= row.expires_ms;
     const closeAt = row.created_ms + this.o.closeMinAgeSeconds * 1000;
     if (expired && now >= closeAt) {
-      next(this.backoff(row.check_attempts));
+      await next(this.backoff(row.check_attempts));
       // Every close is audited, as a manager's are; the reconciler's under the name `auto`.
       try {
         const after = await this.orders.closeInner(no, true);
-        if (after.state === 'CLOSED') this.store.audit(AUTO, 'close', no, { outcome: 'CLOSED', reason: 'expired' });
+        if (after.state === 'CLOSED') await this.store.audit.add(AUTO, 'close', no, { outcome: 'CLOSED', reason: 'expired' });
       } catch (err) {
         if (err instanceof RelayError && err.status === 409) {
-          this.store.audit(AUTO, 'close', no, { outcome: err.code, reason: 'expired' });
+          await this.store.audit.add(AUTO, 'close', no, { outcome: err.code, reason: 'expired' });
           return;
         }
         throw err;
@@ -103,17 +123,17 @@ export class Reconciler {
       const result = await this.queryOrNull(no);
       if (result === null) {
         // WeChat never created it (a failed create): nothing more to follow.
-        if (row.creation === 'FAILED') this.store.unwatch(no);
-        else next(this.backoff(row.check_attempts));
+        if (row.creation === 'FAILED') await this.store.orders.unwatch(no);
+        else await next(this.backoff(row.check_attempts));
         return;
       }
-      this.orders.applyUpstream(no, result, 'query');
+      await this.orders.applyUpstream(no, result, 'query');
     } finally {
-      const after = this.store.row(no);
+      const after = await this.store.orders.row(no);
       if (after && after.watch === 1 && (after.state === 'NOTPAY' || after.state === 'USERPAYING')) {
         const wait = this.backoff(after.check_attempts);
         // Expired but too young to close: come back when closing is allowed.
-        this.store.schedule(no, expired ? Math.max(closeAt, now + 1000) : Math.min(now + wait, Math.max(row.expires_ms, now + 1000)));
+        await this.store.orders.schedule(no, expired ? Math.max(closeAt, now + 1000) : Math.min(now + wait, Math.max(row.expires_ms, now + 1000)));
       }
     }
   }

@@ -231,6 +231,24 @@ export interface ChangeFeed {
   snapshotRows(o: SnapshotBounds, now?: number): Promise<OrderRow[]>;
 }
 
+// ─── event sockets across relays ──────────────────────────────────────────────────────────
+
+/**
+ * RELAY_EVENTS_PER_TERMINAL across relay processes (PostgreSQL only; one SQLite relay sees all its
+ * sockets itself). A terminal's newest sockets stay; older ones beyond the limit are closed by
+ * whichever relay holds them.
+ */
+export interface SocketsRepo {
+  /**
+   * Records a new socket; the ids (oldest first) of this terminal's sockets beyond `limit`, now
+   * forgotten; those on other relays (`local: false`) were asked to close already.
+   */
+  opened(terminal: string, id: string, limit: number, now?: number): Promise<{ id: string; local: boolean }[]>;
+  closed(id: string): Promise<void>;
+  /** This relay is asked to close one of its sockets. */
+  onCloseRequest(l: (id: string) => void): void;
+}
+
 // ─── the whole store ───────────────────────────────────────────────────────────────────────
 
 export interface StoreHealth {
@@ -256,6 +274,8 @@ export interface RelayStore {
   readonly counter: CounterRepo;
   /** Bill runs: staging, comparison pages, reports (repo-bills.ts). */
   readonly bills: BillsRepo;
+  /** Event sockets across relays (PostgreSQL); absent on SQLite (one process). */
+  readonly sockets?: SocketsRepo;
   health(): Promise<StoreHealth>;
   /** After in-flight work finished: stop the feed, close connections. */
   close(): Promise<void>;

@@ -13,7 +13,7 @@ import type { Authenticator } from './auth';
 import type { BillService } from './bills';
 import type { CounterRoutes } from './counter-routes';
 import { validateBillDate } from './bills';
-import type { Db } from './db';
+import type { RelayStore } from './repo-types';
 import { BadRequest, RelayError } from './errors';
 import type { EventHub } from './events';
 import type { Logger } from './log';
@@ -25,7 +25,7 @@ import { readBody } from './body';
 import { validIdempotencyKey } from './validate';
 
 export interface RelayParts {
-  db: Db;
+  store: RelayStore;
   auth: Authenticator;
   orders: OrderService;
   notify: NotificationHandler;
@@ -38,8 +38,6 @@ export interface RelayParts {
   log: Logger;
   /** Counter operations: timeline, shifts, reports, manager PIN (counter-routes.ts). */
   counter?: CounterRoutes;
-  /** Runs after in-flight work finished, before the database closes. */
-  beforeDbClose?: () => Promise<void>;
   /** RELAY_HEADERS_TIMEOUT_MS, RELAY_BODY_TIMEOUT_MS, RELAY_MAX_CONNECTIONS (defaults as there). */
   limits?: Partial<ServerLimits>;
 }
@@ -137,9 +135,12 @@ export class RelayServer {
     this.inflight++;
     this.bodyDeadline(req, res);
     this.route(req, res)
-      .catch((err) => {
+      .catch(async (err) => {
         if (err instanceof RelayError) return sendJson(res, err.status, err.body());
         this.p.log.error({ err: (err as Error).message, path: req.url?.split('?')[0] }, 'request failed');
+        // A lost database is the relay's outage, not a bug: 503 says "try again shortly".
+        const db = await this.p.store.health().catch(() => ({ ok: false }));
+        if (!db.ok) return sendJson(res, 503, { code: 'DATABASE_UNAVAILABLE', message: 'the relay cannot reach its database; try again shortly' });
         sendJson(res, 500, { code: 'INTERNAL', message: 'internal error' });
       })
       .finally(() => {
@@ -186,7 +187,11 @@ export class RelayServer {
       res.end();
       return;
     }
-    if (path === '/healthz' && method === 'GET') return sendJson(res, 200, { ok: true });
+    if (path === '/healthz' && method === 'GET') {
+      // The database is part of the relay's health: without it nothing can be sold or applied.
+      const database = await p.store.health();
+      return sendJson(res, database.ok ? 200 : 503, { ok: database.ok, database });
+    }
     const url = new URL(req.url ?? '/', 'http://relay');
     if (!path.startsWith('/v1/')) throw new RelayError(404, 'NOT_FOUND', `no route ${method} ${path}`);
     const auth = req.headers.authorization;
@@ -195,29 +200,29 @@ export class RelayServer {
     const q = url.searchParams;
 
     if (path === '/v1/events') {
-      p.auth.require(auth);
+      await p.auth.require(auth);
       throw new RelayError(426, 'UPGRADE_REQUIRED', '/v1/events is a WebSocket: send Upgrade: websocket');
     }
     if (path === '/v1/me' && method === 'GET') {
-      const who = p.auth.require(auth);
+      const who = await p.auth.require(auth);
       return sendJson(res, 200, { terminal: who.name, role: who.role });
     }
     if (path === '/v1/merchants' && method === 'GET') {
-      p.auth.require(auth);
+      await p.auth.require(auth);
       // Extension `has_keys`: whether that merchant can act for itself here (contract §1.1).
       return sendJson(res, 200, { sub_merchants: p.credentials.subMerchants.map((s) => ({ ...s, has_keys: p.credentials.participants.has(s.mchid) })) });
     }
     if (path === '/v1/orders' && method === 'POST') {
-      const who = p.auth.require(auth);
+      const who = await p.auth.require(auth);
       const key = validIdempotencyKey(req.headers['idempotency-key']);
       const body = await jsonBody(req);
       return sendJson(res, 201, await p.orders.create(who.name, body, key));
     }
     if (path === '/v1/orders' && method === 'GET') {
-      p.auth.require(auth);
+      await p.auth.require(auth);
       const state = q.get('state');
       if (state !== null && !ORDER_STATES.includes(state as OrderState)) throw new BadRequest('state', `must be one of ${ORDER_STATES.join(', ')}`);
-      const orders = p.orders.store.list({
+      const orders = await p.store.orders.list({
         state: (state as OrderState | null) ?? undefined,
         olderThanMinutes: intParam('older_than_minutes', q.get('older_than_minutes'), 0, 10_000_000),
         q: q.get('q') || undefined,
@@ -230,47 +235,47 @@ export class RelayServer {
     }
     const rm = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})\/refunds$/.exec(path);
     if (rm && method === 'POST' && p.refunds) {
-      const who = p.auth.require(auth, 'manager', elev);
+      const who = await p.auth.require(auth, 'manager', elev);
       const key = validIdempotencyKey(req.headers['idempotency-key']);
       const body = await jsonBody(req);
       return sendJson(res, 201, await p.refunds.create(who.name, rm[1]!, body, key));
     }
     if (path === '/v1/refunds' && method === 'GET' && p.refunds) {
-      p.auth.require(auth, 'manager', elev);
+      await p.auth.require(auth, 'manager', elev);
       const status = q.get('status');
       if (status !== null && !['PROCESSING', 'SUCCESS', 'CLOSED', 'ABNORMAL'].includes(status)) throw new BadRequest('status', 'must be one of PROCESSING, SUCCESS, CLOSED, ABNORMAL');
       const start = dayStart('date', q.get('date') ?? beijingDate(Date.now()))!;
-      return sendJson(res, 200, { refunds: p.refunds.list(start, status, intParam('limit', q.get('limit'), 1, 1000) ?? 500) });
+      return sendJson(res, 200, { refunds: await p.refunds.list(start, status, intParam('limit', q.get('limit'), 1, 1000) ?? 500) });
     }
     const m = /^\/v1\/orders\/([0-9A-Za-z_-]{1,64})(\/close)?$/.exec(path);
     if (m) {
       const no = m[1]!;
       if (!m[2] && method === 'GET') {
-        p.auth.require(auth);
-        return sendJson(res, 200, q.get('sync') === '1' ? await p.orders.sync(no) : p.orders.get(no));
+        await p.auth.require(auth);
+        return sendJson(res, 200, q.get('sync') === '1' ? await p.orders.sync(no) : await p.orders.get(no));
       }
       if (m[2] && method === 'POST') {
-        const who = p.auth.require(auth, 'manager', elev);
+        const who = await p.auth.require(auth, 'manager', elev);
         return sendJson(res, 200, await p.orders.close(no, who.name));
       }
     }
     if (path === '/v1/bills/trade' && method === 'POST') {
-      const who = p.auth.require(auth, 'manager', elev);
+      const who = await p.auth.require(auth, 'manager', elev);
       const date = validateBillDate(await jsonBody(req));
       return sendJson(res, 200, await p.bills.run(date, who.name));
     }
     if (path === '/v1/alerts' && method === 'GET') {
-      p.auth.require(auth, 'manager', elev);
-      return sendJson(res, 200, { alerts: p.orders.store.alerts(intParam('limit', q.get('limit'), 1, 1000) ?? 200) });
+      await p.auth.require(auth, 'manager', elev);
+      return sendJson(res, 200, { alerts: await p.store.alerts.list(intParam('limit', q.get('limit'), 1, 1000) ?? 200) });
     }
     if (path === '/v1/takings' && method === 'GET') {
-      p.auth.require(auth);
+      await p.auth.require(auth);
       const date = q.get('date') ?? beijingDate(Date.now());
       const start = dayStart('date', date)!;
       // Sales counted once each (not once per sub-order): see reports.ts.
-      if (p.counter) return sendJson(res, 200, { date, ...p.counter.reports.takings(start) });
+      if (p.counter) return sendJson(res, 200, { date, ...(await p.counter.reports.takings(start)) });
       const names = new Map(p.credentials.subMerchants.map((s) => [s.mchid, s.name]));
-      const rows = new Map(p.orders.store.takings(start).map((r) => [r.mchid, r]));
+      const rows = new Map((await p.store.orders.takings(start)).map((r) => [r.mchid, r]));
       const merchants = p.credentials.subMerchants.map((s) => ({ mchid: s.mchid, name: s.name, amount: rows.get(s.mchid)?.amount ?? 0, count: rows.get(s.mchid)?.count ?? 0 }));
       for (const [mchid, r] of rows) if (!names.has(mchid)) merchants.push({ mchid, name: mchid, amount: r.amount, count: r.count });
       return sendJson(res, 200, { date, merchants });
@@ -293,8 +298,7 @@ export class RelayServer {
     }
     this.http.closeAllConnections();
     await closed;
-    await this.p.beforeDbClose?.();
-    this.p.db.close();
+    await this.p.store.close();
     this.p.log.info('relay stopped');
     this.p.log.flush?.();
   }

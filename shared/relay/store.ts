@@ -68,6 +68,7 @@ export class OrderStore {
         version = version + 1, updated_ms = ?, cursor = ? WHERE combine_out_trade_no = ?`),
       schedule: db.prepare('UPDATE orders SET next_check_ms = ?, check_attempts = check_attempts + 1 WHERE combine_out_trade_no = ?'),
       unwatch: db.prepare('UPDATE orders SET watch = 0 WHERE combine_out_trade_no = ?'),
+      lease: db.prepare('UPDATE orders SET next_check_ms = ? WHERE combine_out_trade_no = ?'),
       unwatchFinal: db.prepare(`UPDATE orders SET watch = 0 WHERE watch = 1 AND state NOT IN ${OPEN_SQL}`),
       due: db.prepare('SELECT combine_out_trade_no FROM orders WHERE watch = 1 AND next_check_ms <= ? ORDER BY next_check_ms LIMIT ?'),
       alert: db.prepare('INSERT OR IGNORE INTO alerts (kind, combine_out_trade_no, message, created_at, dedupe_key) VALUES (?, ?, ?, ?, ?)'),
@@ -236,6 +237,15 @@ export class OrderStore {
 
   unwatch(no: string): void {
     this.s.unwatch.run(no);
+  }
+
+  /** Due orders leased to the caller: next_check_ms moved to now + leaseMs (see OrdersRepo.claimDue). */
+  claimDue(now: number, limit: number, leaseMs: number): string[] {
+    return this.db.transaction(() => {
+      const nos = this.due(now, limit);
+      for (const no of nos) this.s.lease.run(now + leaseMs, no);
+      return nos;
+    }).immediate();
   }
 
   due(now: number, limit: number): string[] {

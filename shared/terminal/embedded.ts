@@ -143,17 +143,17 @@ async function startLocked(opts: EmbeddedOptions, dataDir: string, releaseLock: 
     if (!state.cashier_token || !state.manager_token || !existsSync(config.dbPath)) {
       // relay.db may still hold these names while their tokens are lost (embedded.json deleted, or a
       // first start interrupted before it was written): take the next free name, never fail to start.
-      const add = (base: string, role: 'cashier' | 'manager'): string => {
+      const add = async (base: string, role: 'cashier' | 'manager'): Promise<string> => {
         for (let i = 1; ; i++) {
           try {
-            return addTerminal(config, i === 1 ? base : `${base}-${i}`, role);
+            return await addTerminal(config, i === 1 ? base : `${base}-${i}`, role);
           } catch (err) {
             if ((err as { code?: string }).code !== 'TERMINAL_EXISTS' || i >= 100) throw err;
           }
         }
       };
-      state.cashier_token = add('cashier-1', 'cashier');
-      state.manager_token = add('manager', 'manager');
+      state.cashier_token = await add('cashier-1', 'cashier');
+      state.manager_token = await add('manager', 'manager');
       // Kept at once: tokens exist only here (the relay stores hashes).
       writeJsonAtomic(statePath, state);
     }

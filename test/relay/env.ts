@@ -67,8 +67,8 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     RELAY_LOG_LEVEL: process.env.RELAY_TEST_LOG ?? 'silent',
     ...o.relayEnv,
   });
-  const cashier = addTerminal(config, 'till-1', 'cashier');
-  const manager = addTerminal(config, 'boss', 'manager');
+  const cashier = await addTerminal(config, 'till-1', 'cashier');
+  const manager = await addTerminal(config, 'boss', 'manager');
   const makeLog = () => {
     if (!o.logLines) return createLogger(config.logLevel);
     const sink = new Writable({ write(chunk, _enc, cb) { o.logLines!.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });

@@ -96,7 +96,8 @@ describe('relay end to end against the sandbox', () => {
     expect((await api(env.relayUrl, 'POST', '/v1/bills/trade', env.cashier, { bill_date: '2026-01-01' })).status).toBe(403);
     expect((await api(env.relayUrl, 'GET', '/v1/orders/CNOSUCHORDER', env.cashier)).status).toBe(404);
     expect((await api(env.relayUrl, 'GET', '/v1/me', env.manager)).body).toEqual({ terminal: 'boss', role: 'manager' });
-    expect((await api(env.relayUrl, 'GET', '/healthz', null)).body).toEqual({ ok: true });
+    // Contract: 200 {"ok": true}; extended with the database's health.
+    expect((await api(env.relayUrl, 'GET', '/healthz', null)).body).toMatchObject({ ok: true, database: { ok: true, engine: 'sqlite' } });
     const merchants = await api(env.relayUrl, 'GET', '/v1/merchants', env.cashier);
     expect(merchants.body.sub_merchants.map((m: any) => m.mchid)).toEqual(env.merchant.sub_merchants.map((m) => m.mchid));
   });

@@ -17,6 +17,7 @@ import { CLOSE_TOO_MANY, EventHub } from '../../shared/relay/events';
 import { newCombineOutTradeNo, subOutTradeNo } from '../../shared/relay/ids';
 import { createLogger } from '../../shared/relay/log';
 import { OrderStore } from '../../shared/relay/store';
+import { openSqliteStore, type SqliteStore } from '../../shared/relay/sqlite/index';
 import { textProblem } from '../../shared/relay/validate';
 import { api, orderBody, startEnv, type Env } from './env';
 
@@ -185,6 +186,7 @@ describe('/v1/events first messages and sockets per terminal', () => {
   let dir: string;
   let db: Db;
   let store: OrderStore;
+  let sstore: SqliteStore;
   let hub: EventHub;
   let http: Server;
   let url: string;
@@ -221,11 +223,12 @@ describe('/v1/events first messages and sockets per terminal', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'relay-hub-'));
-    db = openDb(join(dir, 'relay.db'));
-    store = new OrderStore(db);
-    token = createTerminal(db, 'till-1', 'cashier');
-    managerToken = createTerminal(db, 'boss', 'manager');
-    hub = new EventHub(store, new Authenticator(db), createLogger('silent'), { heartbeatMs: 60_000, perTerminal: 2, snapshotOpen: 5, snapshotRecent: 3, replayMax: 4 });
+    sstore = openSqliteStore(join(dir, 'relay.db'), { checkpoints: false });
+    db = sstore.db;
+    store = sstore.core;
+    token = await createTerminal(sstore.terminals, 'till-1', 'cashier');
+    managerToken = await createTerminal(sstore.terminals, 'boss', 'manager');
+    hub = new EventHub(sstore, new Authenticator(sstore.terminals), createLogger('silent'), { heartbeatMs: 60_000, perTerminal: 2, snapshotOpen: 5, snapshotRecent: 3, replayMax: 4 });
     http = createServer((_req, res) => res.end());
     http.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
@@ -234,7 +237,7 @@ describe('/v1/events first messages and sockets per terminal', () => {
   afterAll(async () => {
     hub?.close();
     await new Promise((r) => http?.close(r));
-    db?.close();
+    await sstore?.close();
   });
 
   it('bounds the snapshot: open orders up to the limit, newest first', async () => {

@@ -6,6 +6,7 @@ import { loadRelayConfig, ConfigError } from '../../shared/relay/config';
 import { newCombineOutTradeNo, subOutTradeNo, ORDER_NO } from '../../shared/relay/ids';
 import { validateCreateOrder } from '../../shared/relay/validate';
 import { openDb } from '../../shared/relay/db';
+import { openSqliteStore } from '../../shared/relay/sqlite/index';
 import { Authenticator, createTerminal, hashToken } from '../../shared/relay/auth';
 import { OrderStore } from '../../shared/relay/store';
 import { checkResult, combinedState } from '../../shared/relay/orders';
@@ -85,22 +86,23 @@ describe('create-order validation', () => {
 });
 
 describe('terminals and tokens', () => {
-  it('stores only a hash and checks roles', () => {
-    const db = openDb(join(mkdtempSync(join(tmpdir(), 'relay-')), 'r.db'));
-    const token = createTerminal(db, 'till-1', 'cashier');
-    const mtoken = createTerminal(db, 'boss', 'manager');
+  it('stores only a hash and checks roles', async () => {
+    const store = openSqliteStore(join(mkdtempSync(join(tmpdir(), 'relay-')), 'r.db'), { checkpoints: false });
+    const db = store.db;
+    const token = await createTerminal(store.terminals, 'till-1', 'cashier');
+    const mtoken = await createTerminal(store.terminals, 'boss', 'manager');
     const stored = db.prepare('SELECT token_hash FROM terminals WHERE name = ?').get('till-1') as { token_hash: string };
     expect(stored.token_hash).toBe(hashToken(token));
     expect(JSON.stringify(db.prepare('SELECT * FROM terminals').all())).not.toContain(token);
-    const auth = new Authenticator(db);
-    expect(auth.identify(`Bearer ${token}`)).toEqual({ name: 'till-1', role: 'cashier' });
-    expect(auth.identify(`Bearer ${token}x`)).toBeNull();
-    expect(() => auth.require(`Bearer ${token}`, 'manager')).toThrow(/manager/);
-    expect(auth.require(`Bearer ${mtoken}`, 'cashier').role).toBe('manager');
-    expect(() => createTerminal(db, 'till-1', 'cashier')).toThrow(/exists/);
-    expect(() => createTerminal(db, 'x', 'admin')).toThrow(/role/);
+    const auth = new Authenticator(store.terminals);
+    expect(await auth.identify(`Bearer ${token}`)).toEqual({ name: 'till-1', role: 'cashier' });
+    expect(await auth.identify(`Bearer ${token}x`)).toBeNull();
+    await expect(auth.require(`Bearer ${token}`, 'manager')).rejects.toThrow(/manager/);
+    expect((await auth.require(`Bearer ${mtoken}`, 'cashier')).role).toBe('manager');
+    await expect(createTerminal(store.terminals, 'till-1', 'cashier')).rejects.toThrow(/exists/);
+    await expect(createTerminal(store.terminals, 'x', 'admin')).rejects.toThrow(/role/);
     expect((db.pragma('journal_mode') as { journal_mode: string }[])[0]!.journal_mode).toBe('wal');
-    db.close();
+    await store.close();
   });
 });
 

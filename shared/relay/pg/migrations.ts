@@ -22,6 +22,7 @@ import { SQL_V2 } from './migration-core';
 import { SQL_V3 } from './migration-refunds';
 import { SQL_V4 } from './migration-counter';
 import { SQL_V5 } from './migration-bills';
+import { SQL_V6 } from './migration-sockets';
 
 export interface PgMigration {
   version: number;
@@ -225,6 +226,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
   { version: 3, sql: SQL_V3 },
   { version: 4, sql: SQL_V4 },
   { version: 5, sql: SQL_V5 },
+  { version: 6, sql: SQL_V6 },
 ];
 
 // Versions rise one by one, as in db.ts.
