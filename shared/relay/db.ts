@@ -291,6 +291,20 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX refunds_due ON refunds (next_check_ms) WHERE watch = 1;
     `,
   },
+  {
+    // Manager elevations in the database (issue 14): an elevation one relay gave must hold on
+    // every relay sharing the store, and a lock or a new PIN must end it on all of them. Only the
+    // SHA-256 of the value is kept; expired rows are swept when the next one is given.
+    version: 11,
+    sql: `
+      CREATE TABLE manager_elevations (
+        hash TEXT PRIMARY KEY,
+        terminal TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX manager_elevations_expires ON manager_elevations (expires_ms);
+    `,
+  },
 ];
 
 // Versions must rise one by one: two parts adding "the next" migration at once must not both ship.

@@ -1,16 +1,18 @@
 /**
  * The manager PIN at the counter: the manager sets a 4–8 digit PIN (stored as scrypt with a
  * random salt); a cashier terminal that presents it gets a short-lived elevation, an opaque
- * random value the relay keeps only as a SHA-256 hash in memory, bound to that terminal and
- * expiring server-side. Five misses from a terminal lock that terminal's attempts for a while;
- * misses and locks are kept in the database, so a restart does not reset them. Every attempt
- * is audited. A restart drops the elevations (the safe direction: unlock again).
+ * random value the relay keeps only as a SHA-256 hash in the store, bound to that terminal and
+ * expiring server-side — so an elevation one relay gave works on every relay sharing the
+ * database, and a lock or a new PIN ends it on all of them. Five misses from a terminal lock
+ * that terminal's attempts for a while; misses and locks are counted in the database (each miss
+ * once, whichever relay saw it), so neither a restart nor a second relay resets them. Every
+ * attempt is audited.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { ManagerElevation, ManagerPinStatus } from '../contracts/counter-api';
-import type { Db } from './db';
 import { BadRequest, RelayError } from './errors';
-import type { OrderStore } from './store';
+import type { PinRepo } from './repo-counter';
+import type { AuditRepo } from './repo-types';
 
 export interface PinOptions {
   /** How long an elevation lasts (default 5 minutes). */
@@ -39,17 +41,16 @@ export function validPin(body: unknown): string {
 }
 
 export class ManagerPin {
-  private readonly elevations = new Map<string, { terminal: string; expiresMs: number }>();
   private readonly o: Required<PinOptions>;
-  /** Unlock attempts in progress per terminal: scrypt is slow, so parallel guesses wait their turn. */
+  /** Unlock attempts in progress per terminal on this relay: scrypt is slow, so parallel guesses wait their turn. */
   private readonly busy = new Set<string>();
 
-  constructor(private readonly db: Db, private readonly store: OrderStore, o: PinOptions = {}) {
+  constructor(private readonly repo: PinRepo, private readonly audit: AuditRepo, o: PinOptions = {}) {
     this.o = { elevationMs: 5 * 60_000, maxFailures: 5, lockMs: 15 * 60_000, now: Date.now, ...o };
   }
 
-  status(): ManagerPinStatus {
-    const r = this.db.prepare('SELECT set_at FROM manager_pin WHERE id = 1').get() as { set_at: string } | undefined;
+  async status(): Promise<ManagerPinStatus> {
+    const r = await this.repo.get();
     return { set: !!r, set_at: r?.set_at ?? null };
   }
 
@@ -57,15 +58,9 @@ export class ManagerPin {
     const salt = randomBytes(16);
     const hash = await derive(pin, salt);
     const at = new Date(this.o.now()).toISOString();
-    this.db.transaction(() => {
-      this.db.prepare(`INSERT INTO manager_pin (id, hash, salt, set_at, set_by) VALUES (1, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, salt = excluded.salt, set_at = excluded.set_at, set_by = excluded.set_by`)
-        .run(hash.toString('hex'), salt.toString('hex'), at, by);
-      // A new PIN: earlier locks and misses no longer mean anything; elevations from the old PIN end.
-      this.db.prepare('DELETE FROM pin_guard').run();
-    })();
-    this.elevations.clear();
-    this.store.audit(by, 'manager.pin.set', null, {});
+    // A new PIN: earlier locks and misses no longer mean anything; elevations from the old PIN end (same transaction).
+    await this.repo.set({ hash: hash.toString('hex'), salt: salt.toString('hex'), set_at: at, set_by: by });
+    await this.audit.add(by, 'manager.pin.set', null, {});
     return this.status();
   }
 
@@ -80,61 +75,50 @@ export class ManagerPin {
     }
   }
 
+  private async locked(terminal: string, untilMs: number, now: number, outcome: string, extra: Record<string, unknown> = {}): Promise<never> {
+    const retry = Math.ceil((untilMs - now) / 1000);
+    await this.audit.add(terminal, 'manager.unlock', null, { outcome, ...extra });
+    throw new RelayError(423, 'PIN_LOCKED', `too many wrong PINs from this terminal; try again in ${retry}s`, { retry_after_seconds: retry });
+  }
+
   private async unlockInner(terminal: string, pin: string): Promise<ManagerElevation> {
     const now = this.o.now();
-    const guard = this.db.prepare('SELECT failures, locked_until_ms FROM pin_guard WHERE terminal = ?').get(terminal) as
-      { failures: number; locked_until_ms: number } | undefined;
-    if (guard && guard.locked_until_ms > now) {
-      const retry = Math.ceil((guard.locked_until_ms - now) / 1000);
-      this.store.audit(terminal, 'manager.unlock', null, { outcome: 'PIN_LOCKED' });
-      throw new RelayError(423, 'PIN_LOCKED', `too many wrong PINs from this terminal; try again in ${retry}s`, { retry_after_seconds: retry });
-    }
-    const row = this.db.prepare('SELECT hash, salt FROM manager_pin WHERE id = 1').get() as { hash: string; salt: string } | undefined;
+    const guard = await this.repo.guard(terminal);
+    if (guard && guard.locked_until_ms > now) return this.locked(terminal, guard.locked_until_ms, now, 'PIN_LOCKED');
+    const row = await this.repo.get();
     if (!row) throw new RelayError(409, 'PIN_NOT_SET', 'the manager has not set a PIN');
     const got = await derive(pin, Buffer.from(row.salt, 'hex'));
     if (!timingSafeEqual(got, Buffer.from(row.hash, 'hex'))) {
-      // A lock stores 0 misses: after it ends the count starts again.
-      const failures = (guard?.failures ?? 0) + 1;
-      const locked = failures >= this.o.maxFailures;
-      this.db.prepare(`INSERT INTO pin_guard (terminal, failures, locked_until_ms) VALUES (?, ?, ?)
-        ON CONFLICT (terminal) DO UPDATE SET failures = excluded.failures, locked_until_ms = excluded.locked_until_ms`)
-        .run(terminal, locked ? 0 : failures, locked ? now + this.o.lockMs : 0);
-      this.store.audit(terminal, 'manager.unlock', null, { outcome: locked ? 'LOCKED_NOW' : 'WRONG_PIN', failures });
-      if (locked) {
-        const retry = Math.ceil(this.o.lockMs / 1000);
-        throw new RelayError(423, 'PIN_LOCKED', `too many wrong PINs from this terminal; try again in ${retry}s`, { retry_after_seconds: retry });
-      }
+      // Counted in one statement: a miss on another relay at the same moment counts too.
+      const m = await this.repo.miss(terminal, this.o.maxFailures, now + this.o.lockMs, now);
+      if (m.kind === 'locked') return this.locked(terminal, m.locked_until_ms, now, 'PIN_LOCKED');
+      const { failures, lockedNow } = m;
+      if (lockedNow) return this.locked(terminal, now + this.o.lockMs, now, 'LOCKED_NOW', { failures });
+      await this.audit.add(terminal, 'manager.unlock', null, { outcome: 'WRONG_PIN', failures });
       throw new RelayError(403, 'WRONG_PIN', `wrong PIN (${this.o.maxFailures - failures} tries left before a lock)`, { tries_left: this.o.maxFailures - failures });
     }
-    this.db.prepare('DELETE FROM pin_guard WHERE terminal = ?').run(terminal);
     const elevation = randomBytes(32).toString('base64url');
     const expiresMs = now + this.o.elevationMs;
-    this.sweep(now);
-    this.elevations.set(sha(elevation), { terminal, expiresMs });
-    this.store.audit(terminal, 'manager.unlock', null, { outcome: 'OK', expires_at: new Date(expiresMs).toISOString() });
+    if (!(await this.repo.elevate(terminal, sha(elevation), expiresMs, now))) {
+      // Locked while this PIN was being checked (misses on another relay): the lock wins.
+      const g = await this.repo.guard(terminal);
+      return this.locked(terminal, g?.locked_until_ms ?? now + this.o.lockMs, now, 'PIN_LOCKED');
+    }
+    await this.audit.add(terminal, 'manager.unlock', null, { outcome: 'OK', expires_at: new Date(expiresMs).toISOString() });
     return { elevation, expires_at: new Date(expiresMs).toISOString() };
   }
 
-  /** Ends an elevation early (the terminal locks the manager screen again). */
-  lock(terminal: string, elevation: string | undefined): void {
-    if (!elevation) return;
-    const k = sha(elevation);
-    if (this.elevations.get(k)?.terminal === terminal) this.elevations.delete(k);
+  /** Ends an elevation early (the terminal locks the manager screen again), on every relay. */
+  async lock(terminal: string, elevation: string | undefined): Promise<void> {
+    if (!elevation || elevation.length > 128) return;
+    await this.repo.endElevation(terminal, sha(elevation));
   }
 
-  /** Whether `elevation` is live and was given to `terminal`. */
-  check(terminal: string, elevation: string | undefined): boolean {
+  /** Whether `elevation` is live and was given to `terminal` (by any relay sharing the store). */
+  async check(terminal: string, elevation: string | undefined): Promise<boolean> {
     if (!elevation || elevation.length > 128) return false;
-    const e = this.elevations.get(sha(elevation));
-    if (!e) return false;
-    if (e.expiresMs <= this.o.now()) {
-      this.elevations.delete(sha(elevation));
-      return false;
-    }
-    return e.terminal === terminal;
-  }
-
-  private sweep(now: number): void {
-    for (const [k, e] of this.elevations) if (e.expiresMs <= now) this.elevations.delete(k);
+    const e = await this.repo.elevation(sha(elevation));
+    // Expired rows are swept when the next elevation is given; until then the clock refuses them.
+    return !!e && e.expires_ms > this.o.now() && e.terminal === terminal;
   }
 }

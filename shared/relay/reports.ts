@@ -1,8 +1,10 @@
 /**
  * Figures for the counter: a shift's report, the manager's day-end, and the day's takings. The
  * relay computes them, so every terminal shows the same numbers. A sale counts once — per order,
- * and once per merchant it contains — never once per sub-order. Reads use the paid-orders,
- * open-orders and terminal indexes: a report costs its own orders, not the history.
+ * and once per merchant it contains — never once per sub-order. The figures come from the
+ * store's report queries (repo-counter.ts: each one snapshot, on the paid-orders, open-orders
+ * and terminal indexes: a report costs its own orders, not the history); refunds from the
+ * refund ledger; the assembly is here.
  *
  * CSV: UTF-8 with a BOM (Excel then reads Chinese correctly), CRLF lines, amounts as yuan
  * strings made from integer fen (no floating point anywhere).
@@ -11,16 +13,16 @@ import type {
   DayEndBillStatus, DayEndMerchant, DayEndReport, MerchantFigures, RefundFigures, ReportTotals, Shift, ShiftReport,
 } from '../contracts/counter-api';
 import type { ReconciliationReport } from '../contracts/relay-api';
-import type { Db } from './db';
+import type { MerchantSales, ReportsRepo } from './repo-counter';
 
-/** Where refunds come from, once the relay records them (refunds module). Absent: figures say "not available". */
+/** Where refunds come from (the store's refunds repository). Absent: figures say "not available". */
 export interface RefundLedger {
   /** Successful refunds made in [fromMs, toMs) (at `terminal` when given), per merchant. */
-  totals(fromMs: number, toMs: number, terminal?: string): { mchid: string; count: number; amount: number }[];
+  totals(fromMs: number, toMs: number, terminal?: string): Promise<{ mchid: string; count: number; amount: number }[]>;
 }
 
 export interface ReportDeps {
-  db: Db;
+  repo: ReportsRepo;
   merchants: () => { mchid: string; name: string }[];
   refunds?: () => RefundLedger | null;
 }
@@ -55,8 +57,6 @@ export function toCsv(rows: (string | number)[][]): Buffer {
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text, 'utf8')]);
 }
 
-const PAID = "FROM orders o INDEXED BY orders_paid_success WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?";
-
 export class Reports {
   constructor(private readonly d: ReportDeps) {}
 
@@ -64,33 +64,10 @@ export class Reports {
     return new Map(this.d.merchants().map((m) => [m.mchid, m.name]));
   }
 
-  /**
-   * A shift's sales: its terminal's orders created within the shift and paid (by the time of the
-   * report). By creation, not payment time: WeChat Pay's success time has whole seconds, and a sale
-   * belongs to the cashier who made it even when the customer pays a moment after the handover.
-   */
-  private shiftSales(terminal: string, fromMs: number, toMs: number): { totals: ReportTotals; merchants: { mchid: string; count: number; amount: number }[] } {
-    const where = "FROM orders o INDEXED BY orders_terminal WHERE o.terminal = ? AND o.created_ms >= ? AND o.created_ms < ? AND o.state = 'SUCCESS'";
-    const t = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(o.total_amount), 0) AS amount ${where}`).get(terminal, fromMs, toMs) as ReportTotals;
-    const merchants = this.d.db.prepare(`SELECT s.mchid AS mchid, COUNT(DISTINCT o.combine_out_trade_no) AS count, SUM(s.amount) AS amount
-      ${where.replace('WHERE', 'JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no WHERE')} GROUP BY s.mchid`).all(terminal, fromMs, toMs) as
-      { mchid: string; count: number; amount: number }[];
-    return { totals: { count: t.count, amount: t.amount }, merchants };
-  }
-
-  private totals(fromMs: number, toMs: number, terminal?: string): ReportTotals {
-    const r = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(o.total_amount), 0) AS amount ${PAID}${terminal !== undefined ? ' AND o.terminal = ?' : ''}`)
-      .get(...[fromMs, toMs, ...(terminal !== undefined ? [terminal] : [])]) as ReportTotals;
-    return { count: r.count, amount: r.amount };
-  }
-
-  private perMerchant(fromMs: number, toMs: number, terminal?: string, given?: { mchid: string; count: number; amount: number }[]): MerchantFigures[] {
-    const rows = given ?? this.d.db.prepare(`SELECT s.mchid AS mchid, COUNT(DISTINCT o.combine_out_trade_no) AS count, SUM(s.amount) AS amount
-      FROM orders o INDEXED BY orders_paid_success JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no
-      WHERE o.state = 'SUCCESS' AND o.paid_ms >= ? AND o.paid_ms < ?${terminal !== undefined ? ' AND o.terminal = ?' : ''} GROUP BY s.mchid`)
-      .all(...[fromMs, toMs, ...(terminal !== undefined ? [terminal] : [])]) as { mchid: string; count: number; amount: number }[];
+  /** Sales per merchant beside the refunds made in the span (at `terminal` when given). */
+  private async perMerchant(rows: MerchantSales[], fromMs: number, toMs: number, terminal?: string): Promise<MerchantFigures[]> {
     const ledger = this.d.refunds?.() ?? null;
-    const refunds = new Map((ledger?.totals(fromMs, toMs, terminal) ?? []).map((r) => [r.mchid, r]));
+    const refunds = new Map((ledger ? await ledger.totals(fromMs, toMs, terminal) : []).map((r) => [r.mchid, r]));
     const names = this.names();
     const byMchid = new Map(rows.map((r) => [r.mchid, r]));
     // Every configured merchant appears (zero rows too), then any other seen in the data.
@@ -114,33 +91,33 @@ export class Reports {
     };
   }
 
-  shift(shift: Shift, nowMs = Date.now()): ShiftReport {
+  /**
+   * A shift's report. Its sales: its terminal's orders created within the shift and paid (by the
+   * time of the report). By creation, not payment time: WeChat Pay's success time has whole
+   * seconds, and a sale belongs to the cashier who made it even when the customer pays a moment
+   * after the handover.
+   */
+  async shift(shift: Shift, nowMs = Date.now()): Promise<ShiftReport> {
     const from = Date.parse(shift.opened_at);
     const to = shift.closed_at ? Date.parse(shift.closed_at) : nowMs;
-    const made = this.shiftSales(shift.terminal, from, to);
-    const sales = made.totals;
-    const merchants = this.perMerchant(from, to, shift.terminal, made.merchants);
+    const f = await this.d.repo.shift(shift.terminal, from, to);
+    const merchants = await this.perMerchant(f.merchants, from, to, shift.terminal);
     const refunds = this.refundFigures(merchants);
-    const open = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(total_amount), 0) AS amount FROM orders INDEXED BY orders_open
-      WHERE state IN ('NOTPAY','USERPAYING') AND creation != 'FAILED' AND terminal = ?`).get(shift.terminal) as ReportTotals;
-    const unpaid = this.d.db.prepare(`SELECT COALESCE(SUM(creation != 'FAILED' AND state = 'CLOSED'), 0) AS closed,
-      COALESCE(SUM(creation = 'FAILED' OR state = 'PAYERROR'), 0) AS failed
-      FROM orders INDEXED BY orders_terminal WHERE terminal = ? AND created_ms >= ? AND created_ms < ?`).get(shift.terminal, from, to) as { closed: number; failed: number };
     return {
       shift, from: new Date(from).toISOString(), to: new Date(to).toISOString(),
-      sales, merchants, refunds, net: sales.amount - refunds.amount,
-      open_orders: { count: open.count, amount: open.amount },
-      unpaid: { closed: unpaid.closed, failed: unpaid.failed },
+      sales: f.sales, merchants, refunds, net: f.sales.amount - refunds.amount,
+      open_orders: f.open,
+      unpaid: f.unpaid,
       generated_at: new Date(nowMs).toISOString(),
     };
   }
 
-  dayEnd(date: string, dayStartMs: number, shifts: Shift[], nowMs = Date.now()): DayEndReport {
+  async dayEnd(date: string, dayStartMs: number, shifts: Shift[], nowMs = Date.now()): Promise<DayEndReport> {
     const to = dayStartMs + DAY_MS;
-    const sales = this.totals(dayStartMs, to);
-    const base = this.perMerchant(dayStartMs, to);
+    const f = await this.d.repo.day(dayStartMs, to);
+    const base = await this.perMerchant(f.merchants, dayStartMs, to);
     const refunds = this.refundFigures(base);
-    const run = this.d.db.prepare('SELECT at, report FROM bill_runs WHERE bill_date = ? ORDER BY id DESC LIMIT 1').get(date) as { at: string; report: string } | undefined;
+    const run = await this.d.repo.lastBillRun(date);
     const report = run ? (JSON.parse(run.report) as ReconciliationReport) : null;
     const merchants: DayEndMerchant[] = base.map((m) => {
       const b = report?.merchants.find((x) => x.mchid === m.mchid);
@@ -150,27 +127,24 @@ export class Reports {
         bill_mismatches: report ? report.mismatches.filter((x) => x.mchid === m.mchid).length : 0,
       };
     });
-    const terminals = this.d.db.prepare(`SELECT o.terminal AS terminal, COUNT(*) AS count, SUM(o.total_amount) AS amount ${PAID} GROUP BY o.terminal ORDER BY o.terminal`)
-      .all(dayStartMs, to) as { terminal: string; count: number; amount: number }[];
-    const open = this.d.db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(total_amount), 0) AS amount FROM orders INDEXED BY orders_open
-      WHERE state IN ('NOTPAY','USERPAYING') AND creation != 'FAILED' AND created_ms >= ? AND created_ms < ?`).get(dayStartMs, to) as ReportTotals;
     return {
-      date, sales, merchants, terminals, refunds, net: sales.amount - refunds.amount,
-      open_orders: { count: open.count, amount: open.amount },
+      date, sales: f.sales, merchants, terminals: f.terminals, refunds, net: f.sales.amount - refunds.amount,
+      open_orders: f.open,
       bill_run_at: run?.at ?? null, shifts, generated_at: new Date(nowMs).toISOString(),
     };
   }
 
   /** `/v1/takings`: per merchant (sales containing it, its amount) plus the day's sales counted once each. */
-  takings(dayStartMs: number): { merchants: { mchid: string; name: string; amount: number; count: number; gross_amount: number; refund_amount: number; refund_count: number }[]; count: number; amount: number; gross_amount: number; refund_amount: number; refund_count: number } {
-    const t = this.totals(dayStartMs, dayStartMs + DAY_MS);
+  async takings(dayStartMs: number): Promise<{ merchants: { mchid: string; name: string; amount: number; count: number; gross_amount: number; refund_amount: number; refund_count: number }[]; count: number; amount: number; gross_amount: number; refund_amount: number; refund_count: number }> {
+    const to = dayStartMs + DAY_MS;
+    const f = await this.d.repo.paid(dayStartMs, to);
     // `amount` is net of the day's SUCCESS refunds (refunds module); gross and refund figures beside it.
-    const merchants = this.perMerchant(dayStartMs, dayStartMs + DAY_MS).map((m) => ({
+    const merchants = (await this.perMerchant(f.merchants, dayStartMs, to)).map((m) => ({
       mchid: m.mchid, name: m.name, amount: m.net, count: m.count, gross_amount: m.amount, refund_amount: m.refund_amount, refund_count: m.refund_count,
     }));
     const refundAmount = merchants.reduce((a, m) => a + m.refund_amount, 0);
     const refundCount = merchants.reduce((a, m) => a + m.refund_count, 0);
-    return { merchants, count: t.count, amount: t.amount - refundAmount, gross_amount: t.amount, refund_amount: refundAmount, refund_count: refundCount };
+    return { merchants, count: f.sales.count, amount: f.sales.amount - refundAmount, gross_amount: f.sales.amount, refund_amount: refundAmount, refund_count: refundCount };
   }
 }
 

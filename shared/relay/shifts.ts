@@ -1,26 +1,15 @@
 /**
- * Shifts (交班): a terminal has at most one open shift (a partial unique index says so); closing
- * it stores the report as it was at that moment, so a reprint later shows the same figures.
+ * Shifts (交班): a terminal has at most one open shift (a partial unique index says so, on every
+ * relay sharing the store: two opens at once get one shift and one SHIFT_OPEN); closing it stores
+ * the report as it was at that moment, so a reprint later shows the same figures.
  */
 import type { Shift, ShiftReport } from '../contracts/counter-api';
-import type { Db } from './db';
 import { BadRequest, RelayError } from './errors';
 import type { TerminalIdentity } from './auth';
+import type { ShiftRow, ShiftsRepo } from './repo-counter';
+import type { AuditRepo } from './repo-types';
 import type { Reports } from './reports';
-import type { OrderStore } from './store';
 import { textProblem } from './validate';
-
-interface ShiftRow {
-  id: number;
-  terminal: string;
-  cashier: string;
-  opened_at: string;
-  opened_ms: number;
-  closed_at: string | null;
-  closed_ms: number | null;
-  closed_by: string | null;
-  report: string | null;
-}
 
 const toShift = (r: ShiftRow): Shift => ({ id: r.id, terminal: r.terminal, cashier: r.cashier, opened_at: r.opened_at, closed_at: r.closed_at, closed_by: r.closed_by });
 
@@ -34,63 +23,55 @@ export function validCashier(body: unknown): string {
 }
 
 export class Shifts {
-  constructor(private readonly db: Db, private readonly store: OrderStore, private readonly reports: Reports) {}
+  constructor(private readonly repo: ShiftsRepo, private readonly audit: AuditRepo, private readonly reports: Reports) {}
 
-  private row(id: number): ShiftRow | undefined {
-    return this.db.prepare('SELECT * FROM shifts WHERE id = ?').get(id) as ShiftRow | undefined;
-  }
-
-  current(terminal: string): Shift | null {
-    const r = this.db.prepare('SELECT * FROM shifts WHERE terminal = ? AND closed_ms IS NULL').get(terminal) as ShiftRow | undefined;
+  async current(terminal: string): Promise<Shift | null> {
+    const r = await this.repo.current(terminal);
     return r ? toShift(r) : null;
   }
 
-  open(terminal: string, cashier: string, now = Date.now()): Shift {
-    const existing = this.current(terminal);
-    if (existing) throw new RelayError(409, 'SHIFT_OPEN', `shift ${existing.id} is still open on this terminal: close it first`, { shift: existing });
-    let id: number;
-    try {
-      id = Number(this.db.prepare('INSERT INTO shifts (terminal, cashier, opened_at, opened_ms) VALUES (?, ?, ?, ?)')
-        .run(terminal, cashier, new Date(now).toISOString(), now).lastInsertRowid);
-    } catch (err) {
-      // Two opens at once: the unique index lets one through.
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new RelayError(409, 'SHIFT_OPEN', 'a shift is already open on this terminal');
-      throw err;
+  async open(terminal: string, cashier: string, now = Date.now()): Promise<Shift> {
+    const r = await this.repo.open(terminal, cashier, new Date(now).toISOString(), now);
+    if (!r.ok) {
+      // Open already (or opened a moment ago by a request on another relay).
+      if (r.open) throw new RelayError(409, 'SHIFT_OPEN', `shift ${r.open.id} is still open on this terminal: close it first`, { shift: toShift(r.open) });
+      throw new RelayError(409, 'SHIFT_OPEN', 'a shift is already open on this terminal');
     }
-    this.store.audit(terminal, 'shift.open', `shift:${id}`, { cashier });
-    return toShift(this.row(id)!);
+    await this.audit.add(terminal, 'shift.open', `shift:${r.shift.id}`, { cashier });
+    return toShift(r.shift);
+  }
+
+  private async row(id: number, who: TerminalIdentity): Promise<ShiftRow> {
+    const r = await this.repo.get(id);
+    if (!r) throw new RelayError(404, 'SHIFT_NOT_FOUND', `no shift ${id}`);
+    if (r.terminal !== who.name && who.role !== 'manager') throw new RelayError(403, 'FORBIDDEN', 'another terminal\'s shift needs a manager');
+    return r;
   }
 
   /** The shift, if `who` may see it: its own terminal, or a manager. */
-  get(id: number, who: TerminalIdentity): Shift {
-    const r = this.row(id);
-    if (!r) throw new RelayError(404, 'SHIFT_NOT_FOUND', `no shift ${id}`);
-    if (r.terminal !== who.name && who.role !== 'manager') throw new RelayError(403, 'FORBIDDEN', 'another terminal\'s shift needs a manager');
-    return toShift(r);
+  async get(id: number, who: TerminalIdentity): Promise<Shift> {
+    return toShift(await this.row(id, who));
   }
 
-  close(id: number, who: TerminalIdentity, now = Date.now()): ShiftReport {
-    const shift = this.get(id, who);
+  async close(id: number, who: TerminalIdentity, now = Date.now()): Promise<ShiftReport> {
+    const shift = await this.get(id, who);
     if (shift.closed_at) throw new RelayError(409, 'SHIFT_CLOSED', `shift ${id} was closed at ${shift.closed_at}`);
     const closedAt = new Date(now).toISOString();
-    const report = this.reports.shift({ ...shift, closed_at: closedAt, closed_by: who.name }, now);
-    const changed = this.db.prepare('UPDATE shifts SET closed_at = ?, closed_ms = ?, closed_by = ?, report = ? WHERE id = ? AND closed_ms IS NULL')
-      .run(closedAt, now, who.name, JSON.stringify(report), id).changes;
-    if (changed === 0) throw new RelayError(409, 'SHIFT_CLOSED', `shift ${id} was closed meanwhile`);
-    this.store.audit(who.name, 'shift.close', `shift:${id}`, { sales: report.sales, net: report.net });
+    const report = await this.reports.shift({ ...shift, closed_at: closedAt, closed_by: who.name }, now);
+    if (!(await this.repo.close(id, closedAt, now, who.name, JSON.stringify(report)))) throw new RelayError(409, 'SHIFT_CLOSED', `shift ${id} was closed meanwhile`);
+    await this.audit.add(who.name, 'shift.close', `shift:${id}`, { sales: report.sales, net: report.net });
     return report;
   }
 
   /** The stored report of a closed shift, or the live one of an open shift. */
-  report(id: number, who: TerminalIdentity): ShiftReport {
-    const shift = this.get(id, who);
-    const r = this.row(id)!;
+  async report(id: number, who: TerminalIdentity): Promise<ShiftReport> {
+    const r = await this.row(id, who);
     if (r.report) return JSON.parse(r.report) as ShiftReport;
-    return this.reports.shift(shift);
+    return this.reports.shift(toShift(r));
   }
 
   /** Shifts opened in [fromMs, toMs), oldest first. */
-  between(fromMs: number, toMs: number): Shift[] {
-    return (this.db.prepare('SELECT * FROM shifts WHERE opened_ms >= ? AND opened_ms < ? ORDER BY opened_ms').all(fromMs, toMs) as ShiftRow[]).map(toShift);
+  async between(fromMs: number, toMs: number): Promise<Shift[]> {
+    return (await this.repo.between(fromMs, toMs)).map(toShift);
   }
 }

@@ -2,12 +2,12 @@
  * An order's timeline, from what the relay keeps: the order row (creation, payment and how it
  * became known, close), the events terminals report (slip/receipt printed, reprints), the audit
  * log entries naming the order (closes by whom or `auto`, refunds, …) and the refunds table.
- * Everything is found by the order number through an index.
+ * Everything is found by the order number through an index (the store's timeline repository
+ * reads it in one snapshot); the entries are assembled here.
  */
 import type { OrderEventRequest, OrderTimeline, TimelineEntry } from '../contracts/counter-api';
-import type { Statement } from 'better-sqlite3';
-import type { Db } from './db';
 import { BadRequest, RelayError } from './errors';
+import type { TimelineRepo } from './repo-counter';
 
 export function validOrderEvent(body: unknown): OrderEventRequest {
   const b = (body ?? {}) as Record<string, unknown>;
@@ -16,20 +16,6 @@ export function validOrderEvent(body: unknown): OrderEventRequest {
   if (b.reprint !== undefined && typeof b.reprint !== 'boolean') throw new BadRequest('reprint', 'must be true or false');
   for (const k of Object.keys(b)) if (!['type', 'kind', 'reprint'].includes(k)) throw new BadRequest(k, 'is not a field of an order event');
   return { type: 'printed', kind: b.kind, reprint: b.reprint === true };
-}
-
-interface Row {
-  combine_out_trade_no: string;
-  state: string;
-  created_at: string;
-  paid_at: string | null;
-  closed_at: string | null;
-  terminal: string;
-  creation: string;
-  error_code: string | null;
-  error_message: string | null;
-  transaction_ids: string | null;
-  paid_via: string | null;
 }
 
 function rank(e: TimelineEntry): number {
@@ -41,36 +27,23 @@ function rank(e: TimelineEntry): number {
 }
 
 export class Timeline {
-  // Prepared once: printed events arrive with every sale.
-  private readonly st: Record<'exists' | 'insertEvent' | 'order' | 'events' | 'audit' | 'refunds', Statement<unknown[]>>;
+  constructor(private readonly repo: TimelineRepo) {}
 
-  constructor(db: Db) {
-    this.st = {
-      exists: db.prepare('SELECT 1 FROM orders WHERE combine_out_trade_no = ?'),
-      insertEvent: db.prepare('INSERT INTO order_events (combine_out_trade_no, at, terminal, type, detail) VALUES (?, ?, ?, ?, ?)'),
-      order: db.prepare(`SELECT combine_out_trade_no, state, created_at, paid_at, closed_at, terminal, creation, error_code, error_message,
-        transaction_ids, paid_via FROM orders WHERE combine_out_trade_no = ?`),
-      events: db.prepare('SELECT at, terminal, type, detail FROM order_events WHERE combine_out_trade_no = ? ORDER BY id'),
-      audit: db.prepare('SELECT at, terminal, action, detail FROM audit_log WHERE target = ? ORDER BY id'),
-      refunds: db.prepare(`SELECT out_refund_no, out_trade_no, mchid, amount, status, success_time, refund_id FROM refunds
-        WHERE combine_out_trade_no = ? AND status = 'SUCCESS' AND success_time IS NOT NULL ORDER BY created_ms`),
-    };
+  async record(no: string, terminal: string, e: OrderEventRequest, now = Date.now()): Promise<void> {
+    if (!(await this.repo.record(no, new Date(now).toISOString(), terminal, e.type, JSON.stringify({ kind: e.kind, reprint: e.reprint })))) {
+      throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    }
   }
 
-  record(no: string, terminal: string, e: OrderEventRequest, now = Date.now()): void {
-    if (!this.st.exists.get(no)) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
-    this.st.insertEvent.run(no, new Date(now).toISOString(), terminal, e.type, JSON.stringify({ kind: e.kind, reprint: e.reprint }));
-  }
-
-  get(no: string): OrderTimeline {
-    const o = this.st.order.get(no) as Row | undefined;
-    if (!o) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+  async get(no: string): Promise<OrderTimeline> {
+    const d = await this.repo.get(no);
+    if (!d) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${no}`);
+    const o = d.order;
     const entries: TimelineEntry[] = [{ at: o.created_at, type: 'created', by: o.terminal, detail: {} }];
     // When WeChat Pay answered create is not kept: the outcome is shown at the creation time.
     if (o.creation === 'CREATED') entries.push({ at: o.created_at, type: 'qr_issued', by: 'wechatpay', detail: {} });
     if (o.creation === 'FAILED') entries.push({ at: o.created_at, type: 'create_failed', by: 'wechatpay', detail: { code: o.error_code, message: o.error_message } });
-    for (const e of this.st.events.all(no) as
-      { at: string; terminal: string; type: string; detail: string | null }[]) {
+    for (const e of d.events) {
       entries.push({ at: e.at, type: e.type as TimelineEntry['type'], by: e.terminal, detail: e.detail ? JSON.parse(e.detail) : {} });
     }
     if (o.state === 'SUCCESS' && o.paid_at) {
@@ -78,8 +51,7 @@ export class Timeline {
       entries.push({ at: o.paid_at, type: 'paid', by: 'wechatpay', detail: { via: o.paid_via ?? 'unknown', transaction_ids: o.transaction_ids ? JSON.parse(o.transaction_ids) : {} } });
     }
     let closer: string | null = null;
-    for (const a of this.st.audit.all(no) as
-      { at: string; terminal: string; action: string; detail: string | null }[]) {
+    for (const a of d.audit) {
       const detail = a.detail ? (JSON.parse(a.detail) as Record<string, unknown>) : {};
       if (a.action === 'close') {
         if (detail.outcome === 'CLOSED') {
@@ -96,8 +68,7 @@ export class Timeline {
       entries.push({ at: o.closed_at, type: 'closed', by: closer ?? (o.creation === 'FAILED' ? o.terminal : 'wechatpay'), detail: {} });
     }
     // The refund request is in the audit log (who, how much); here how it ended, when WeChat Pay said so.
-    for (const r of this.st.refunds.all(no) as
-      { out_refund_no: string; out_trade_no: string; mchid: string; amount: number; status: string; success_time: string; refund_id: string | null }[]) {
+    for (const r of d.refunds) {
       const at = Date.parse(r.success_time);
       entries.push({
         at: Number.isNaN(at) ? r.success_time : new Date(at).toISOString(), type: 'refund', by: 'wechatpay',

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator, createTerminal } from '../../shared/relay/auth';
 import { openDb } from '../../shared/relay/db';
 import { ManagerPin } from '../../shared/relay/pin';
+import { SqliteCounter } from '../../shared/relay/sqlite/counter';
+import { SqliteAudit, SqliteTerminals } from '../../shared/relay/sqlite/core';
 import { OrderStore } from '../../shared/relay/store';
 import { addTerminal } from '../../shared/relay/index';
 import { api, createOrder, startEnv, type Env } from './env';
@@ -46,7 +48,7 @@ describe('manager PIN over HTTP', () => {
     expect((await api(env.relayUrl, 'GET', '/v1/alerts', env.cashier, undefined, elevated(e))).status).toBe(200);
     expect((await api(env.relayUrl, 'GET', '/v1/reports/day-end', env.cashier, undefined, elevated(e))).status).toBe(200);
     expect((await api(env.relayUrl, 'PUT', '/v1/manager/pin', env.cashier, { pin: '1111' }, elevated(e))).status).toBe(403);
-    const other = addTerminal(env.config, 'till-2', 'cashier');
+    const other = await addTerminal(env.config, 'till-2', 'cashier');
     expect((await api(env.relayUrl, 'GET', '/v1/alerts', other, undefined, elevated(e))).status).toBe(403);
     // An elevated close goes through (and is audited under the terminal's name).
     const order = await createOrder(env);
@@ -58,7 +60,7 @@ describe('manager PIN over HTTP', () => {
   });
 
   it('five wrong PINs lock that terminal (423, even with the right PIN), audited', async () => {
-    const t3 = addTerminal(env.config, 'till-3', 'cashier');
+    const t3 = await addTerminal(env.config, 'till-3', 'cashier');
     for (let i = 1; i <= 4; i++) {
       const r = await api(env.relayUrl, 'POST', '/v1/manager/unlock', t3, { pin: '0000' });
       expect(r.status).toBe(403);
@@ -90,17 +92,18 @@ describe('elevation and lock expiry (relay clock)', () => {
     const db = openDb(join(mkdtempSync(join(tmpdir(), 'pin-')), 'relay.db'));
     let now = 1_000_000;
     const store = new OrderStore(db);
-    const pin = new ManagerPin(db, store, { now: () => now, elevationMs: 60_000, lockMs: 600_000 });
-    const auth = new Authenticator(db);
+    const pin = new ManagerPin(new SqliteCounter(db, store).pin, new SqliteAudit(store), { now: () => now, elevationMs: 60_000, lockMs: 600_000 });
+    const terminals = new SqliteTerminals(db);
+    const auth = new Authenticator(terminals);
     auth.elevations = (t, e) => pin.check(t, e);
-    const token = createTerminal(db, 'till-x', 'cashier');
+    const token = await createTerminal(terminals, 'till-x', 'cashier');
     await pin.set('97531', 'boss');
     const { elevation } = await pin.unlock('till-x', '97531');
-    expect(auth.require(`Bearer ${token}`, 'manager', elevation)).toMatchObject({ name: 'till-x', role: 'manager', elevated: true });
+    await expect(auth.require(`Bearer ${token}`, 'manager', elevation)).resolves.toMatchObject({ name: 'till-x', role: 'manager', elevated: true });
     now += 59_999;
-    expect(pin.check('till-x', elevation)).toBe(true);
+    expect(await pin.check('till-x', elevation)).toBe(true);
     now += 1;
-    expect(() => auth.require(`Bearer ${token}`, 'manager', elevation)).toThrow(/manager terminal/);
+    await expect(auth.require(`Bearer ${token}`, 'manager', elevation)).rejects.toThrow(/manager terminal/);
     for (let i = 0; i < 5; i++) await pin.unlock('till-x', '11111').catch(() => undefined);
     await expect(pin.unlock('till-x', '97531')).rejects.toMatchObject({ code: 'PIN_LOCKED', status: 423 });
     now += 600_000;
@@ -109,7 +112,7 @@ describe('elevation and lock expiry (relay clock)', () => {
     // Setting a new PIN ends every elevation.
     const again = await pin.unlock('till-x', '97531');
     await pin.set('24680', 'boss');
-    expect(pin.check('till-x', again.elevation)).toBe(false);
+    expect(await pin.check('till-x', again.elevation)).toBe(false);
     db.close();
   });
 });
