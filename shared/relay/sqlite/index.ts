@@ -9,8 +9,10 @@ import type { BillsRepo } from '../repo-bills';
 import type { CounterRepo } from '../repo-counter';
 import type { RefundsRepo } from '../repo-refunds';
 import type { RelayStore, StoreHealth } from '../repo-types';
-import { SqliteAlerts, SqliteAudit, SqliteFeed, SqliteNotifications, SqliteOrders, SqliteTerminals } from './core';
+import { SqliteBills } from './bills';
+import { SqliteCounter } from './counter';
 import { SqliteRefunds } from './refunds';
+import { SqliteAlerts, SqliteAudit, SqliteFeed, SqliteNotifications, SqliteOrders, SqliteTerminals } from './core';
 
 export interface SqliteStoreOptions {
   synchronous?: 'NORMAL' | 'FULL';
@@ -43,8 +45,8 @@ export class SqliteStore implements RelayStore {
     this.audit = new SqliteAudit(this.core);
     this.feed = new SqliteFeed(this.core);
     this.refunds = new SqliteRefunds(db, this.core);
-    this.counter = {} as CounterRepo; // wired when sqlite/counter.ts lands
-    this.bills = {} as BillsRepo; // wired when sqlite/bills.ts lands
+    this.counter = new SqliteCounter(db, this.core);
+    this.bills = new SqliteBills(db, this.core);
   }
 
   async health(): Promise<StoreHealth> {
