@@ -3,28 +3,31 @@
  * `GET /v1/refunds`, the follow-up of refunds whose answer was lost or that are still
  * PROCESSING, and the application of `REFUND.*` notifications.
  *
- * The refund is recorded (PENDING) before WeChat Pay is called, in the same immediate SQLite
- * transaction that checks what is left of the sub-order: two managers refunding at once are
- * serialized by SQLite's write lock, so the sum never exceeds what was paid. Then the sub-order's
+ * The refund is recorded (PENDING) before WeChat Pay is called, in the same transaction that
+ * checks what is left of the sub-order (RefundsRepo.record): two managers refunding at once, on
+ * one relay or two, are serialized there, so the sum never exceeds what was paid. Then the sub-order's
  * OWN merchant's client signs the create (the initiator is refused by WeChat Pay). A failure after
  * which WeChat Pay may have acted (timeout, 5xx) leaves the refund PENDING: the follower queries
  * it and, if WeChat Pay does not know it, sends the identical request again (the same
- * out_refund_no is the same refund, so this never refunds twice).
+ * out_refund_no is the same refund, so this never refunds twice). The follower claims due
+ * refunds with a lease (RefundsRepo.claimDue): two relays never check the same refund at once,
+ * and a dead relay's refunds come due to the others when the lease runs out.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Refund, RefundStatus } from '../contracts/relay-api';
 import type { RefundNotificationResource, RefundResult } from '../wechatpay/models';
 import type { NotificationEnvelope } from '../wechatpay/models';
 import type { Logger } from './log';
 import { BadRequest, RelayError } from './errors';
-import { newOutRefundNo, toRefund, type RefundRow, type RefundStore } from './refund-store';
-import type { OrderStore } from './store';
+import { toRefund } from './refund-view';
+import type { NewRefund, RefundDecisionInput, RefundMismatch, RefundRow } from './repo-refunds';
+import type { RelayStore } from './repo-types';
 import { errorCode, isAmbiguous, isNotFound, merchantKeysMissing, type PayClients } from './upstream';
 import { textProblem } from './validate';
 
 export interface RefundServiceOptions {
-  store: OrderStore;
-  refunds: RefundStore;
+  /** `refunds` and `audit` are used (repo-refunds.ts, repo-types.ts). */
+  store: Pick<RelayStore, 'refunds' | 'audit'>;
   clients: PayClients;
   /** notify_url of every request; read per request (a relay on port 0 knows it only once listening). */
   notifyUrl: () => string;
@@ -32,7 +35,26 @@ export interface RefundServiceOptions {
   queryAfterSeconds: number;
   tickMs: number;
   log: Logger;
-  alert: (kind: string, no: string | null, message: string, dedupeKey: string | null) => void;
+  /** Stores (once per dedupe key) and pushes an alert; awaited when it returns a promise. */
+  alert: (kind: string, no: string | null, message: string, dedupeKey: string | null) => unknown;
+}
+
+/**
+ * How long a claimed refund (and a just-recorded one, while its create is on the way) belongs to
+ * this relay: more than a create or query can take (3 attempts of 10 s and their backoff). When
+ * the relay dies, its refunds come due to the others after this.
+ */
+export const REFUND_LEASE_MS = 60_000;
+/** Refund checks running at once per relay. */
+const MAX_BUSY = 4;
+
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** `R` + 9 base36 digits of ms + 10 random base62: `[0-9A-Za-z]`, 20 characters, time-sortable. */
+export function newOutRefundNo(now = Date.now()): string {
+  let tail = '';
+  while (tail.length < 10) for (const b of randomBytes(16)) if (b < 248 && tail.length < 10) tail += B62[b % 62];
+  return 'R' + now.toString(36).toUpperCase().padStart(9, '0') + tail;
 }
 
 export interface RefundInput {
@@ -74,32 +96,41 @@ export function nextRefundCheck(createdMs: number, now: number, queryAfterSecond
 export class RefundService {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly busy = new Map<string, Promise<void>>();
+  private claiming: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   constructor(private readonly o: RefundServiceOptions) {}
+
+  private get repo() {
+    return this.o.store.refunds;
+  }
 
   /** POST /v1/orders/{no}/refunds. */
   async create(terminal: string, orderNo: string, body: unknown, idempotencyKey: string | null): Promise<Refund> {
     const input = validateRefundInput(body);
     const hash = createHash('sha256').update(JSON.stringify([orderNo, input.out_trade_no, input.amount, input.reason])).digest('hex');
     if (idempotencyKey) {
-      const existing = this.o.refunds.byIdempotencyKey(terminal, idempotencyKey);
-      if (existing) {
-        if (existing.request_hash !== hash) throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different refund');
-        return this.resume(existing);
-      }
+      const existing = await this.repo.byIdempotencyKey(terminal, idempotencyKey);
+      if (existing) return this.again(existing, hash);
     }
+    const now = Date.now();
     let row: RefundRow;
     try {
-      row = this.record(terminal, orderNo, input, hash, idempotencyKey);
+      const r = await this.repo.record(
+        { orderNo, outTradeNo: input.out_trade_no, terminal, idempotencyKey },
+        (d) => this.decide(d, { terminal, orderNo, input, hash, idempotencyKey, now }),
+      );
+      // The key was taken meanwhile (another request, maybe on another relay): that refund.
+      if (r.kind === 'existing') return this.again(r.row, hash);
+      row = r.row;
     } catch (err) {
       if (err instanceof RelayError) {
-        this.o.store.audit(terminal, 'refund', orderNo, { out_trade_no: input.out_trade_no, amount: input.amount, reason: input.reason, outcome: err.code });
+        await this.o.store.audit.add(terminal, 'refund', orderNo, { out_trade_no: input.out_trade_no, amount: input.amount, reason: input.reason, outcome: err.code });
       }
       throw err;
     }
-    this.o.store.audit(terminal, 'refund', orderNo, {
+    await this.o.store.audit.add(terminal, 'refund', orderNo, {
       out_refund_no: row.out_refund_no, out_trade_no: row.out_trade_no, mchid: row.mchid, amount: row.amount, reason: row.reason, outcome: 'RECORDED',
     });
     this.o.log.info({ order: orderNo, refund: row.out_refund_no, amount: row.amount, terminal }, 'refund recorded');
@@ -107,46 +138,49 @@ export class RefundService {
     return this.answer(row.out_refund_no);
   }
 
+  /** The same Idempotency-Key again: the same request resumes its refund, another one is refused. */
+  private async again(existing: RefundRow, hash: string): Promise<Refund> {
+    if (existing.request_hash !== hash) throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different refund');
+    if (existing.status === 'PENDING') await this.send(existing.out_refund_no);
+    return this.answer(existing.out_refund_no);
+  }
+
+  /**
+   * Inside the record transaction (pure, synchronous): what is left of the sub-order, read in that
+   * transaction, decides; a refusal is thrown (nothing is written).
+   */
+  private decide(d: RefundDecisionInput, c: { terminal: string; orderNo: string; input: RefundInput; hash: string; idempotencyKey: string | null; now: number }): NewRefund {
+    const { order, subs, taken } = d;
+    const { orderNo, input, now } = c;
+    if (!order) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${orderNo}`);
+    if (order.state !== 'SUCCESS') throw new RelayError(409, 'ORDER_NOT_PAID', `order ${orderNo} is ${order.state}, not paid: nothing to refund`);
+    const sub = subs.find((s) => s.out_trade_no === input.out_trade_no);
+    if (!sub) throw new BadRequest('out_trade_no', `${input.out_trade_no} is not a sub-order of ${orderNo}`);
+    // The sub-order's own merchant signs its refunds (contract §1.1).
+    if (!this.o.clients.has(sub.mchid)) throw merchantKeysMissing(sub.mchid);
+    const left = sub.amount - taken;
+    if (input.amount > left) {
+      throw new RelayError(409, 'REFUND_EXCEEDS_PAID', `${input.amount} fen is more than the ${left} fen left to refund of sub-order ${sub.out_trade_no} (paid ${sub.amount} fen)`, {
+        remaining_amount: left, paid_amount: sub.amount,
+      });
+    }
+    return {
+      row: {
+        out_refund_no: newOutRefundNo(now), combine_out_trade_no: orderNo, out_trade_no: sub.out_trade_no, mchid: sub.mchid, amount: input.amount, total: sub.amount,
+        reason: input.reason, status: 'PENDING', created_at: new Date(now).toISOString(), created_ms: now, terminal: c.terminal,
+        idempotency_key: c.idempotencyKey, request_hash: c.hash,
+        // Ours while the create is on its way; the answer sets the next check. If this relay
+        // dies first, the lease runs out and the follower (of any relay) takes it over.
+        next_check_ms: now + REFUND_LEASE_MS,
+      },
+    };
+  }
+
   /** The refund as the API answers it; a refusal WeChat Pay gave is thrown as its error. */
-  private answer(no: string): Refund {
-    const row = this.o.refunds.get(no)!;
+  private async answer(no: string): Promise<Refund> {
+    const row = (await this.repo.get(no))!;
     if (row.status === 'FAILED') throw refusal(row.error_code ?? 'ERROR', row.error_message ?? '', row);
     return toRefund(row);
-  }
-
-  private async resume(row: RefundRow): Promise<Refund> {
-    if (row.status === 'PENDING') await this.send(row.out_refund_no);
-    return this.answer(row.out_refund_no);
-  }
-
-  /** The check of what is left and the insert: one immediate transaction (the write lock first). */
-  private record(terminal: string, orderNo: string, input: RefundInput, hash: string, idempotencyKey: string | null): RefundRow {
-    const now = Date.now();
-    const no = newOutRefundNo(now);
-    const { change, row } = this.o.store.db.transaction(() => {
-      const order = this.o.store.row(orderNo);
-      if (!order) throw new RelayError(404, 'ORDER_NOT_FOUND', `no order ${orderNo}`);
-      if (order.state !== 'SUCCESS') throw new RelayError(409, 'ORDER_NOT_PAID', `order ${orderNo} is ${order.state}, not paid: nothing to refund`);
-      const sub = this.o.store.subRows(orderNo).find((s) => s.out_trade_no === input.out_trade_no);
-      if (!sub) throw new BadRequest('out_trade_no', `${input.out_trade_no} is not a sub-order of ${orderNo}`);
-      // The sub-order's own merchant signs its refunds (contract §1.1).
-      if (!this.o.clients.has(sub.mchid)) throw merchantKeysMissing(sub.mchid);
-      const taken = this.o.refunds.taken(sub.out_trade_no);
-      const left = sub.amount - taken;
-      if (input.amount > left) {
-        throw new RelayError(409, 'REFUND_EXCEEDS_PAID', `${input.amount} fen is more than the ${left} fen left to refund of sub-order ${sub.out_trade_no} (paid ${sub.amount} fen)`, {
-          remaining_amount: left, paid_amount: sub.amount,
-        });
-      }
-      const row = {
-        out_refund_no: no, combine_out_trade_no: orderNo, out_trade_no: sub.out_trade_no, mchid: sub.mchid, amount: input.amount, total: sub.amount,
-        reason: input.reason, status: 'PENDING' as const, created_at: new Date(now).toISOString(), created_ms: now, terminal,
-        idempotency_key: idempotencyKey, request_hash: hash, next_check_ms: now + 1000,
-      };
-      return { change: this.o.refunds.insertInTx({ row }), row };
-    }).immediate();
-    if (change) this.o.store.emitChange(change);
-    return this.o.refunds.get(row.out_refund_no)!;
   }
 
   /** Sends (or re-sends, identically) the create of a recorded refund; one at a time per refund. */
@@ -159,95 +193,119 @@ export class RefundService {
   }
 
   private async doSend(no: string): Promise<void> {
-    const row = this.o.refunds.get(no);
+    const row = await this.repo.get(no);
     if (!row || row.status !== 'PENDING') return;
+    let res: RefundResult;
     try {
       const client = this.o.clients.get(row.mchid);
-      const res = await client.createRefund({
+      res = await client.createRefund({
         out_trade_no: row.out_trade_no,
         out_refund_no: row.out_refund_no,
         ...(row.reason ? { reason: row.reason } : {}),
         notify_url: this.o.notifyUrl(),
         amount: { refund: row.amount, total: row.total, currency: 'CNY' },
       });
-      this.applyResult(row, res, 'create');
     } catch (err) {
       const code = errorCode(err);
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof RelayError) throw err;
       if (isAmbiguous(err)) {
         // WeChat Pay may hold it: the follower asks soon (and re-sends if it does not).
-        this.o.refunds.note(no, code, message);
-        this.o.refunds.schedule(no, Date.now() + 1000);
+        await this.repo.note(no, code, message);
+        await this.repo.schedule(no, Date.now() + 1000);
         this.o.log.warn({ refund: no, code }, 'refund answer lost: will query');
         return;
       }
-      this.o.refunds.update(no, { status: 'FAILED', error_code: code, error_message: message });
+      await this.repo.update(no, { status: 'FAILED', error_code: code, error_message: message });
       this.o.log.warn({ refund: no, code }, 'refund refused by WeChat Pay');
-    }
-  }
-
-  /** WeChat's view (create answer or query) after checking it is about what we recorded. */
-  private applyResult(row: RefundRow, res: RefundResult, source: string): void {
-    if (res.out_trade_no !== row.out_trade_no || res.amount?.refund !== row.amount) {
-      this.o.alert('REFUND_MISMATCH', row.combine_out_trade_no, `${source} of refund ${row.out_refund_no}: WeChat Pay says ${res.out_trade_no} ${res.amount?.refund} fen, recorded ${row.out_trade_no} ${row.amount} fen`, `${source}:${row.out_refund_no}:REFUND_MISMATCH`);
       return;
     }
-    const changed = this.o.refunds.update(row.out_refund_no, { status: res.status, refund_id: res.refund_id, success_time: res.success_time ?? null, error_code: null, error_message: null });
-    if (changed) {
-      this.o.log.info({ refund: row.out_refund_no, status: res.status, source }, 'refund status changed');
-      if (res.status === 'ABNORMAL') this.abnormal(row);
-    }
-    const after = this.o.refunds.get(row.out_refund_no)!;
-    // First query RELAY_QUERY_AFTER_SECONDS after creation, then nextRefundCheck's schedule.
-    if (after.watch === 1) this.o.refunds.schedule(row.out_refund_no, Math.max(row.created_ms + this.o.queryAfterSeconds * 1000, nextRefundCheck(row.created_ms, Date.now(), this.o.queryAfterSeconds)));
+    await this.applyResult(row, res, 'create');
   }
 
-  private abnormal(row: RefundRow): void {
-    this.o.alert('REFUND_ABNORMAL', row.combine_out_trade_no, `refund ${row.out_refund_no} (${row.amount} fen, merchant ${row.mchid}) is ABNORMAL: finish it by hand on the merchant platform`, `refund:${row.out_refund_no}:ABNORMAL`);
+  /** WeChat's view (create answer or query) after checking it is about what we recorded; sets the next check. */
+  private async applyResult(row: RefundRow, res: RefundResult, source: string): Promise<void> {
+    if (res.out_trade_no !== row.out_trade_no || res.amount?.refund !== row.amount) {
+      await this.alert('REFUND_MISMATCH', row.combine_out_trade_no, `${source} of refund ${row.out_refund_no}: WeChat Pay says ${res.out_trade_no} ${res.amount?.refund} fen, recorded ${row.out_trade_no} ${row.amount} fen`, `${source}:${row.out_refund_no}:REFUND_MISMATCH`);
+      await this.repo.schedule(row.out_refund_no, nextRefundCheck(row.created_ms, Date.now(), this.o.queryAfterSeconds));
+      return;
+    }
+    const changed = await this.repo.update(row.out_refund_no, { status: res.status, refund_id: res.refund_id, success_time: res.success_time ?? null, error_code: null, error_message: null });
+    if (changed) {
+      this.o.log.info({ refund: row.out_refund_no, status: res.status, source }, 'refund status changed');
+      if (res.status === 'ABNORMAL') await this.abnormal(row);
+    }
+    const after = (await this.repo.get(row.out_refund_no))!;
+    // First query RELAY_QUERY_AFTER_SECONDS after creation, then nextRefundCheck's schedule.
+    if (after.watch === 1) await this.repo.schedule(row.out_refund_no, Math.max(row.created_ms + this.o.queryAfterSeconds * 1000, nextRefundCheck(row.created_ms, Date.now(), this.o.queryAfterSeconds)));
+  }
+
+  private abnormal(row: RefundRow): Promise<void> {
+    return this.alert('REFUND_ABNORMAL', row.combine_out_trade_no, `refund ${row.out_refund_no} (${row.amount} fen, merchant ${row.mchid}) is ABNORMAL: finish it by hand on the merchant platform`, `refund:${row.out_refund_no}:ABNORMAL`);
+  }
+
+  /** An alert never breaks the path that raised it. */
+  private async alert(kind: string, no: string | null, message: string, dedupeKey: string | null): Promise<void> {
+    try {
+      await this.o.alert(kind, no, message, dedupeKey);
+    } catch (err) {
+      this.o.log.error({ kind, err: (err as Error).message }, 'alert not stored');
+    }
   }
 
   /** GET /v1/refunds?date=&status= */
-  list(dayStartMs: number, status: string | null, limit: number): Refund[] {
-    return this.o.refunds.list(dayStartMs, status, limit);
+  async list(dayStartMs: number, status: string | null, limit: number): Promise<Refund[]> {
+    return (await this.repo.list(dayStartMs, status, limit)).map(toRefund);
   }
 
   // ─── the follower: lost answers and PROCESSING refunds, until final ─────────────────────────
 
-  start(): void {
-    // Refunds recorded but maybe never sent (a crash between the record and the call).
-    this.o.refunds.resumePending();
+  /** Starts the follower; resolves once refunds left PENDING by a crash are due (SQLite) and the first tick ran. */
+  async start(): Promise<void> {
     this.timer = setInterval(() => this.tick(), this.o.tickMs);
     this.timer.unref();
+    try {
+      await this.repo.resumePending();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'refunds: resume of pending ones failed');
+    }
     this.tick();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    await this.claiming;
     await Promise.allSettled([...this.busy.values(), ...this.inflight.values()]);
   }
 
+  /** Claims due refunds (each leased to this relay) and checks them, at most MAX_BUSY at once. */
   tick(): void {
-    if (this.stopped) return;
-    const room = 4 - this.busy.size;
+    if (this.stopped || this.claiming) return;
+    const room = MAX_BUSY - this.busy.size;
     if (room <= 0) return;
-    for (const no of this.o.refunds.due(Date.now(), room + this.busy.size)) {
-      if (this.busy.has(no) || this.busy.size >= 4) continue;
-      const p = this.check(no)
-        .catch((err) => this.o.log.warn({ refund: no, err: (err as Error).message }, 'refund check failed'))
-        .finally(() => this.busy.delete(no));
-      this.busy.set(no, p);
-    }
+    this.claiming = this.repo.claimDue(Date.now(), room, REFUND_LEASE_MS).then(
+      (nos) => {
+        // Claimed: leased to us, so checked even when stop() came meanwhile (it waits for them).
+        for (const no of nos) {
+          if (this.busy.has(no)) continue;
+          const p = this.check(no)
+            .catch((err) => this.o.log.warn({ refund: no, err: (err as Error).message }, 'refund check failed'))
+            .finally(() => this.busy.delete(no));
+          this.busy.set(no, p);
+        }
+      },
+      (err) => this.o.log.warn({ err: (err as Error).message }, 'refunds: claim of due ones failed'),
+    ).finally(() => {
+      this.claiming = null;
+    });
   }
 
+  /** One check of a claimed refund: query it (re-send when WeChat Pay never got it); every way out sets its next check. */
   async check(no: string): Promise<void> {
-    const row = this.o.refunds.get(no);
+    const row = await this.repo.get(no);
     if (!row || row.watch === 0) return;
-    const now = Date.now();
-    if (this.inflight.has(no)) return this.o.refunds.schedule(no, now + 1000);
-    // Come back later whatever happens below (an answer reschedules it sooner or unwatches it).
-    this.o.refunds.schedule(no, nextRefundCheck(row.created_ms, now, this.o.queryAfterSeconds));
+    if (this.inflight.has(no)) return this.repo.schedule(no, Date.now() + 1000);
     let res: RefundResult;
     try {
       res = await this.o.clients.get(row.mchid).queryRefund(no);
@@ -257,47 +315,54 @@ export class RefundService {
         await this.send(no);
         return;
       }
+      await this.repo.schedule(no, nextRefundCheck(row.created_ms, Date.now(), this.o.queryAfterSeconds));
       throw err;
     }
-    this.applyResult(row, res, 'query');
+    await this.applyResult(row, res, 'query');
   }
 
   // ─── REFUND.* notifications ──────────────────────────────────────────────────────────────
 
   /**
-   * One transaction: the notification id (UNIQUE: a duplicate stops here), the checks against
-   * what we recorded (merchant, sub-order, amount) and the status change. A mismatch rolls back
-   * (the id is not kept) and alerts. Returns the HTTP answer for WeChat Pay.
+   * One transaction (the repository's): the checks against what we recorded (merchant,
+   * sub-order, amount), the notification id (a duplicate, on any relay, stops there) and the
+   * status change. A mismatch writes nothing (the id is not kept) and alerts. Returns the HTTP
+   * answer for WeChat Pay.
    */
-  applyNotification(envelope: NotificationEnvelope, r: RefundNotificationResource, insertNotification: (id: string, no: string, eventType: string) => boolean): { status: number; message?: string } {
-    let outcome: { status: number; message?: string; alert?: [string, string | null, string] } = { status: 204 };
-    const change = this.o.store.db.transaction(() => {
-      const row = this.o.refunds.get(r.out_refund_no);
-      if (!row) {
-        outcome = { status: 404, message: `unknown refund ${r.out_refund_no}`, alert: ['UNKNOWN_REFUND', null, `notification ${envelope.id} for unknown refund ${r.out_refund_no}`] };
-        return null;
-      }
-      const wrong = row.mchid !== r.mchid ? `merchant ${r.mchid}, recorded ${row.mchid}`
-        : row.out_trade_no !== r.out_trade_no ? `sub-order ${r.out_trade_no}, recorded ${row.out_trade_no}`
-        : row.amount !== r.amount?.refund ? `amount ${r.amount?.refund} fen, recorded ${row.amount} fen`
-        : row.total !== r.amount?.total ? `total ${r.amount?.total} fen, recorded ${row.total} fen` : null;
-      if (wrong) {
-        outcome = { status: 400, message: 'notification does not match the refund: REFUND_MISMATCH', alert: ['REFUND_MISMATCH', row.combine_out_trade_no, `notification ${envelope.id} about refund ${r.out_refund_no}: ${wrong}`] };
-        return null;
-      }
-      if (!insertNotification(envelope.id, row.combine_out_trade_no, envelope.event_type)) return null; // duplicate: already applied
-      const c = this.o.refunds.updateInTx(row, { status: r.refund_status as RefundStatus, refund_id: r.refund_id, success_time: r.success_time ?? null, error_code: null, error_message: null });
-      if (c && r.refund_status === 'ABNORMAL') outcome = { status: 204, alert: ['REFUND_ABNORMAL', row.combine_out_trade_no, `refund ${row.out_refund_no} (${row.amount} fen, merchant ${row.mchid}) is ABNORMAL: finish it by hand on the merchant platform`] };
-      return c;
-    }).immediate();
-    if (change) {
-      this.o.store.emitChange(change);
-      this.o.log.info({ refund: r.out_refund_no, status: r.refund_status, source: 'notification' }, 'refund status changed');
+  async applyNotification(envelope: NotificationEnvelope, r: RefundNotificationResource): Promise<{ status: number; message?: string }> {
+    const out = await this.repo.applyNotification(
+      {
+        id: envelope.id, eventType: envelope.event_type, outRefundNo: r.out_refund_no,
+        update: { status: r.refund_status as RefundStatus, refund_id: r.refund_id, success_time: r.success_time ?? null, error_code: null, error_message: null },
+      },
+      (row) => notificationMismatch(envelope.id, row, r),
+    );
+    switch (out.kind) {
+      case 'unknown':
+        await this.alert('UNKNOWN_REFUND', null, `notification ${envelope.id} for unknown refund ${r.out_refund_no}`, `notify:${envelope.id}:UNKNOWN_REFUND`);
+        return { status: 404, message: `unknown refund ${r.out_refund_no}` };
+      case 'mismatch':
+        await this.alert(out.alertKind, out.row.combine_out_trade_no, out.message, `notify:${envelope.id}:${out.alertKind}`);
+        return { status: 400, message: `notification does not match the refund: ${out.alertKind}` };
+      case 'duplicate':
+        return { status: 204 };
+      case 'applied':
+        if (out.changed) {
+          this.o.log.info({ refund: r.out_refund_no, status: r.refund_status, source: 'notification' }, 'refund status changed');
+          if (out.row.status === 'ABNORMAL') await this.abnormal(out.row);
+        }
+        return { status: 204 };
     }
-    const o = outcome as { status: number; message?: string; alert?: [string, string | null, string] };
-    if (o.alert) this.o.alert(o.alert[0], o.alert[1], o.alert[2], `notify:${envelope.id}:${o.alert[0]}`);
-    return { status: o.status, message: o.message };
   }
+}
+
+/** A notification about a refund that says something else than we recorded (pure). */
+function notificationMismatch(id: string, row: RefundRow, r: RefundNotificationResource): RefundMismatch | null {
+  const wrong = row.mchid !== r.mchid ? `merchant ${r.mchid}, recorded ${row.mchid}`
+    : row.out_trade_no !== r.out_trade_no ? `sub-order ${r.out_trade_no}, recorded ${row.out_trade_no}`
+    : row.amount !== r.amount?.refund ? `amount ${r.amount?.refund} fen, recorded ${row.amount} fen`
+    : row.total !== r.amount?.total ? `total ${r.amount?.total} fen, recorded ${row.total} fen` : null;
+  return wrong ? { alertKind: 'REFUND_MISMATCH', message: `notification ${id} about refund ${row.out_refund_no}: ${wrong}` } : null;
 }
 
 /** A refusal by WeChat Pay, as the contract's code with clear words. */
