@@ -159,7 +159,7 @@ describe('deadlines and the connection cap', () => {
     const ask = (c: { sock: Socket; data: () => string }) => new Promise<string>((resolve) => {
       const before = c.data().length;
       c.sock.write('GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n');
-      const check = () => (c.data().length > before && c.data().endsWith('{"ok":true}') ? resolve(c.data().slice(before)) : setTimeout(check, 10));
+      const check = () => (c.data().length > before && c.data().endsWith('}}') ? resolve(c.data().slice(before)) : setTimeout(check, 10));
       check();
     });
     expect(await ask(first)).toContain('200 OK');
