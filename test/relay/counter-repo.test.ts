@@ -22,7 +22,7 @@ import { Shifts } from '../../shared/relay/shifts';
 import { SqliteCounter } from '../../shared/relay/sqlite/counter';
 import { OrderStore } from '../../shared/relay/store';
 import { Timeline } from '../../shared/relay/timeline';
-import { freshPgDatabase, stopEngines } from '../helpers/stores';
+import { ENGINES as STORES, freshPgDatabase, stopEngines } from '../helpers/stores';
 
 interface Harness {
   /** Relay A and relay B on the same database. */
@@ -392,4 +392,26 @@ describe.each(ENGINES)('counter repositories on $name', (engine) => {
     const t = await reports.takings(DAY);
     expect(t).toMatchObject({ count: 4, gross_amount: 11304, refund_amount: 1005, amount: 11304 - 1005, refund_count: 2 });
   }));
+});
+
+// The relay's stores carry these repositories as `store.counter`, next to the audit the services use.
+describe.each(STORES)('store.counter on $name', (engine) => {
+  it('is wired: a PIN, an elevation and a shift through the store (services auditing through store.audit)', async () => {
+    const { store, close } = await engine.open();
+    try {
+      let now = 5_000_000;
+      const pin = new ManagerPin(store.counter.pin, store.audit, { now: () => now });
+      await pin.set('4321', 'boss');
+      const { elevation } = await pin.unlock('till-1', '4321');
+      expect(await pin.check('till-1', elevation)).toBe(true);
+      now += 5 * 60_000;
+      expect(await pin.check('till-1', elevation)).toBe(false);
+      const shifts = new Shifts(store.counter.shifts, store.audit, new Reports({ repo: store.counter.reports, merchants: () => [] }));
+      const s = await shifts.open('till-1', '小李', now);
+      await expect(shifts.open('till-1', '小李', now)).rejects.toMatchObject({ code: 'SHIFT_OPEN' });
+      expect(await shifts.current('till-1')).toEqual(s);
+    } finally {
+      await close();
+    }
+  });
 });
