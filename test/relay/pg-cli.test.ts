@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster';
-import { PG_SCHEMA_VERSION } from '../../shared/relay/pg/index';
+import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../shared/relay/pg/index';
 
 let cluster: PgCluster;
 
@@ -36,7 +36,7 @@ describe('relay CLI and RELAY_DATABASE_URL', () => {
     const first = await relayCli(['migrate'], { RELAY_DATABASE_URL: cluster.url });
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout.trim())).toEqual({ event: 'migrated', from: 0, to: PG_SCHEMA_VERSION, applied: [PG_SCHEMA_VERSION] });
+    expect(JSON.parse(first.stdout.trim())).toEqual({ event: 'migrated', from: 0, to: PG_SCHEMA_VERSION, applied: PG_MIGRATIONS.map((m) => m.version) });
     const c = new pg.Client({ connectionString: cluster.url });
     await c.connect();
     try {

@@ -100,7 +100,9 @@ describe('PostgreSQL migrations', () => {
     for (const r of rows) pgCols.set(r.table_name, [...(pgCols.get(r.table_name) ?? []), r.column_name]);
     for (const v of pgCols.values()) v.sort();
     expect(liteCols.size).toBeGreaterThan(10);
-    expect(Object.fromEntries([...pgCols].sort())).toEqual(Object.fromEntries([...liteCols].sort()));
+    // Every SQLite table with every column; versions 2–5 may add what only several relays on one
+    // database need (tables, columns), which SQLite (one process) has no use for.
+    for (const [table, cols] of liteCols) expect({ table, cols: pgCols.get(table) }).toEqual({ table, cols: expect.arrayContaining(cols) });
     // The indexes the SQLite schema names (its own queries rely on them), by name.
     const lite2 = openDb(':memory:');
     const liteIdx = (lite2.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").all() as { name: string }[]).map((r) => r.name).sort();
@@ -108,7 +110,9 @@ describe('PostgreSQL migrations', () => {
     const pgIdx = (await pool.query<{ indexname: string }>(
       "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'",
     )).rows.map((r) => r.indexname).sort();
-    expect(pgIdx).toEqual(liteIdx);
+    // Every one of them; PostgreSQL may have more (versions 2–5 add indexes its own queries need,
+    // e.g. the COLLATE "C" number-search indexes of migration-core.ts).
+    expect(pgIdx).toEqual(expect.arrayContaining(liteIdx));
     const seq = (await pool.query("SELECT data_type FROM information_schema.sequences WHERE sequence_name = 'change_cursor'")).rows[0];
     expect(seq.data_type).toBe('bigint');
     const cursorType = (await pool.query("SELECT data_type FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'cursor'")).rows[0];
