@@ -11,6 +11,8 @@ import { initSandbox, startSandbox, type InitOptions, type InitResult } from '..
 import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { createLogger } from '../../shared/relay/log';
+import { migratePg, openPg } from '../../shared/relay/pg/index';
+import { startPgCluster, type PgCluster } from '../helpers/pg-cluster';
 
 
 export interface Env {
@@ -44,6 +46,38 @@ export interface EnvOptions {
   /** Sandbox refunds: PROCESSING → final delay (ms) and minimum seconds between two refunds of a sub-order. */
   refundDelayMs?: number;
   refundMinIntervalSeconds?: number;
+  /**
+   * The relay's store: SQLite (RELAY_DB in the test folder) or PostgreSQL (a fresh database on this
+   * test file's throwaway cluster, migrated). Default: RELAY_TEST_ENGINE, else sqlite — the
+   * `relay-pg` test project runs the relay's integration tests again with postgresql.
+   */
+  engine?: 'sqlite' | 'postgresql';
+}
+
+export const TEST_ENGINE: 'sqlite' | 'postgresql' = process.env.RELAY_TEST_ENGINE === 'postgresql' ? 'postgresql' : 'sqlite';
+
+let cluster: Promise<PgCluster> | null = null;
+let databases = 0;
+
+/** A fresh, migrated PostgreSQL database on this process's throwaway cluster (started once). */
+export async function freshPgDatabase(): Promise<string> {
+  cluster ??= startPgCluster();
+  const c = await cluster;
+  const url = await c.createDatabase(`relay_${process.pid}_${++databases}`);
+  const pool = openPg(url, { max: 1 });
+  try {
+    await migratePg(pool);
+  } finally {
+    await pool.end();
+  }
+  return url;
+}
+
+/** Stops this process's cluster (it also stops by itself when the process exits). */
+export async function stopPgCluster(): Promise<void> {
+  const c = cluster;
+  cluster = null;
+  if (c) await (await c).stop();
 }
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
@@ -60,6 +94,7 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
     RELAY_PUBLIC_URL: 'http://127.0.0.1', // not used: replaced by the listening URL
     RELAY_PORT: '0',
     RELAY_DB: join(dir, 'relay.db'),
+    ...((o.engine ?? TEST_ENGINE) === 'postgresql' ? { RELAY_DATABASE_URL: await freshPgDatabase() } : {}),
     RELAY_QUERY_AFTER_SECONDS: String(o.queryAfterSeconds ?? 30),
     RELAY_CLOSE_MIN_AGE_SECONDS: String(o.closeMinAgeSeconds ?? 300),
     RELAY_HEARTBEAT_SECONDS: String(o.heartbeatSeconds ?? 15),

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
-import { openDb } from '../../shared/relay/db';
-import { OrderStore } from '../../shared/relay/store';
+import { openStore } from '../../shared/relay/index';
+import { SEND_LEASE_MS } from '../../shared/relay/orders';
 import { newCombineOutTradeNo, subOutTradeNo } from '../../shared/relay/ids';
 import { formatBeijing } from '../../shared/wechatpay/time';
-import { api, createOrder, EventsClient, orderBody, pay, startEnv, until, type Env } from './env';
+import { api, createOrder, EventsClient, orderBody, pay, startEnv, TEST_ENGINE, until, type Env } from './env';
 
 /** The next message matching `pred` that arrives from now on. */
 function nextNew(ws: EventsClient, pred: (m: RelayEvent) => boolean, timeoutMs?: number): Promise<RelayEvent> {
@@ -97,7 +97,7 @@ describe('relay end to end against the sandbox', () => {
     expect((await api(env.relayUrl, 'GET', '/v1/orders/CNOSUCHORDER', env.cashier)).status).toBe(404);
     expect((await api(env.relayUrl, 'GET', '/v1/me', env.manager)).body).toEqual({ terminal: 'boss', role: 'manager' });
     // Contract: 200 {"ok": true}; extended with the database's health.
-    expect((await api(env.relayUrl, 'GET', '/healthz', null)).body).toMatchObject({ ok: true, database: { ok: true, engine: 'sqlite' } });
+    expect((await api(env.relayUrl, 'GET', '/healthz', null)).body).toMatchObject({ ok: true, database: { ok: true, engine: TEST_ENGINE } });
     const merchants = await api(env.relayUrl, 'GET', '/v1/merchants', env.cashier);
     expect(merchants.body.sub_merchants.map((m: any) => m.mchid)).toEqual(env.merchant.sub_merchants.map((m) => m.mchid));
   });
@@ -179,25 +179,28 @@ describe('relay end to end against the sandbox', () => {
     live.close();
   });
 
+  // SQLite (one relay): a PENDING create is the dead process's, re-sent at start whatever its
+  // schedule. PostgreSQL (several relays): it is another relay's until SEND_LEASE_MS after its
+  // creation, then taken over when due — so here it is old enough and due.
   it('on start, an order recorded but never sent (crash mid-create) is sent and followed', async () => {
     await env.stopRelay();
-    const db = openDb(env.config.dbPath);
-    const store = new OrderStore(db);
+    const store = await openStore(env.config);
     const now = Date.now();
-    const no = newCombineOutTradeNo(now);
+    const born = TEST_ENGINE === 'postgresql' ? now - SEND_LEASE_MS - 1000 : now;
+    const no = newCombineOutTradeNo(born);
     const subs = [0, 1].map((idx) => ({ out_trade_no: subOutTradeNo(no, idx), combine_out_trade_no: no, idx, mchid: env.merchant.sub_merchants[idx]!.mchid, description: '面', amount: 700 + idx, attach: null }));
     const request = {
       combine_appid: env.merchant.appid, combine_mchid: env.merchant.mchid, combine_out_trade_no: no,
       sub_orders: subs.map((s) => ({ mchid: s.mchid, attach: no, amount: { total_amount: s.amount, currency: 'CNY' }, out_trade_no: s.out_trade_no, description: s.description })),
       time_expire: formatBeijing(now + 600_000), notify_url: env.config.publicUrl + '/wechatpay/notify',
     };
-    store.insert({
-      row: { combine_out_trade_no: no, state: 'NOTPAY', total_amount: 1401, description: null, created_at: new Date(now).toISOString(), created_ms: now,
-        expires_at: new Date(now + 600_000).toISOString(), expires_ms: now + 600_000, updated_ms: now, terminal: 'till-1', creation: 'PENDING',
-        idempotency_key: null, request_hash: 'h', request_json: JSON.stringify(request), watch: 1, next_check_ms: now + 3_600_000 },
+    await store.orders.insert({
+      row: { combine_out_trade_no: no, state: 'NOTPAY', total_amount: 1401, description: null, created_at: new Date(born).toISOString(), created_ms: born,
+        expires_at: new Date(now + 600_000).toISOString(), expires_ms: now + 600_000, updated_ms: born, terminal: 'till-1', creation: 'PENDING',
+        idempotency_key: null, request_hash: 'h', request_json: JSON.stringify(request), watch: 1, next_check_ms: TEST_ENGINE === 'postgresql' ? now : now + 3_600_000 },
       subs,
     });
-    db.close();
+    await store.close();
     await env.restartRelay();
     const created = await until(async () => {
       const o = (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${no}`, env.cashier)).body;
