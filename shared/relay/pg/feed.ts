@@ -213,7 +213,8 @@ export class PgFeed implements ChangeFeed {
   // ─── the LISTEN connection ───────────────────────────────────────────────────────────────
 
   private async connect(): Promise<void> {
-    const c = new pg.Client({ connectionString: this.o.connectionString, application_name: this.o.applicationName ?? 'relay-feed' });
+    // keepAlive: a silently dropped network path is noticed (then reconnected), not listened on forever.
+    const c = new pg.Client({ connectionString: this.o.connectionString, application_name: this.o.applicationName ?? 'relay-feed', keepAlive: true });
     c.on('error', () => this.lost(c));
     c.on('end', () => this.lost(c));
     c.on('notification', () => this.wake());
