@@ -26,8 +26,8 @@ import { errorCode, isAmbiguous, isNotFound, merchantKeysMissing, type PayClient
 import { textProblem } from './validate';
 
 export interface RefundServiceOptions {
-  /** `refunds` and `audit` are used (repo-refunds.ts, repo-types.ts). */
-  store: Pick<RelayStore, 'refunds' | 'audit'>;
+  /** `refunds`, `audit`, and `feed`/`engine` to wait for another relay's send (repo-refunds.ts, repo-types.ts). */
+  store: Pick<RelayStore, 'refunds' | 'audit' | 'feed' | 'engine'>;
   clients: PayClients;
   /** notify_url of every request; read per request (a relay on port 0 knows it only once listening). */
   notifyUrl: () => string;
@@ -40,11 +40,13 @@ export interface RefundServiceOptions {
 }
 
 /**
- * How long a claimed refund (and a just-recorded one, while its create is on the way) belongs to
- * this relay: more than a create or query can take (3 attempts of 10 s and their backoff). When
- * the relay dies, its refunds come due to the others after this.
+ * How long a just-recorded refund's create is left to the relay sending it: about what a create
+ * can take with its retries (3 attempts of 10 s). When that relay dies, its PENDING refunds come
+ * due to the others' followers after this (SQLite, one process: at once on restart).
  */
-export const REFUND_LEASE_MS = 60_000;
+export const REFUND_SEND_LEASE_MS = 30_000;
+/** How long a refund claimed by the follower is left to it (a query, maybe a re-send). */
+export const REFUND_CHECK_LEASE_MS = 60_000;
 /** Refund checks running at once per relay. */
 const MAX_BUSY = 4;
 
@@ -99,8 +101,18 @@ export class RefundService {
   private claiming: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Requests waiting for a refund another relay is sending, by order number (see again). */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
-  constructor(private readonly o: RefundServiceOptions) {}
+  constructor(private readonly o: RefundServiceOptions) {
+    // A refund's change stamps its order: wake whoever waits for a refund of that order.
+    o.store.feed.onChange((c) => {
+      const w = this.waiting.get(c.order.combine_out_trade_no);
+      if (!w) return;
+      this.waiting.delete(c.order.combine_out_trade_no);
+      for (const f of w) f();
+    });
+  }
 
   private get repo() {
     return this.o.store.refunds;
@@ -141,8 +153,33 @@ export class RefundService {
   /** The same Idempotency-Key again: the same request resumes its refund, another one is refused. */
   private async again(existing: RefundRow, hash: string): Promise<Refund> {
     if (existing.request_hash !== hash) throw new RelayError(409, 'IDEMPOTENCY_KEY_REUSED', 'Idempotency-Key was used for a different refund');
-    if (existing.status === 'PENDING') await this.send(existing.out_refund_no);
-    return this.answer(existing.out_refund_no);
+    let row = existing;
+    const ours = this.inflight.get(row.out_refund_no);
+    if (ours) await ours;
+    // Several relays (PostgreSQL): a young PENDING refund is being sent by the relay that
+    // recorded it. A second create at the same time could get a refusal (frequency) and mark as
+    // FAILED a refund WeChat Pay is making: wait for its outcome instead.
+    else if (this.o.store.engine === 'postgresql' && row.status === 'PENDING') row = await this.awaitOtherSender(row);
+    if (row.status === 'PENDING') await this.send(row.out_refund_no);
+    return this.answer(row.out_refund_no);
+  }
+
+  /** Until the refund is no longer PENDING or the sender's lease ran out (woken by its order's changes). */
+  private async awaitOtherSender(row: RefundRow): Promise<RefundRow> {
+    for (;;) {
+      const left = row.created_ms + REFUND_SEND_LEASE_MS - Date.now();
+      if (left <= 0 || row.status !== 'PENDING') return row;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        const list = this.waiting.get(row.combine_out_trade_no) ?? [];
+        list.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.waiting.set(row.combine_out_trade_no, list);
+      });
+      row = (await this.repo.get(row.out_refund_no)) ?? row;
+    }
   }
 
   /**
@@ -171,7 +208,7 @@ export class RefundService {
         idempotency_key: c.idempotencyKey, request_hash: c.hash,
         // Ours while the create is on its way; the answer sets the next check. If this relay
         // dies first, the lease runs out and the follower (of any relay) takes it over.
-        next_check_ms: now + REFUND_LEASE_MS,
+        next_check_ms: now + REFUND_SEND_LEASE_MS,
       },
     };
   }
@@ -284,7 +321,7 @@ export class RefundService {
     if (this.stopped || this.claiming) return;
     const room = MAX_BUSY - this.busy.size;
     if (room <= 0) return;
-    this.claiming = this.repo.claimDue(Date.now(), room, REFUND_LEASE_MS).then(
+    this.claiming = this.repo.claimDue(Date.now(), room, REFUND_CHECK_LEASE_MS).then(
       (nos) => {
         // Claimed: leased to us, so checked even when stop() came meanwhile (it waits for them).
         for (const no of nos) {
