@@ -6,7 +6,10 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
 import { RelayError } from '../../shared/relay/errors';
-import { newOutRefundNo } from '../../shared/relay/refunds';
+import { createLogger } from '../../shared/relay/log';
+import { newOutRefundNo, RefundService } from '../../shared/relay/refunds';
+import type { PayClients } from '../../shared/relay/upstream';
+import type { RefundResult } from '../../shared/wechatpay/models';
 import type { NewRefund, RefundDecisionInput, RefundRow } from '../../shared/relay/repo-refunds';
 import type { RelayStore } from '../../shared/relay/repo-types';
 import type { SqliteStore } from '../../shared/relay/sqlite/index';
@@ -360,5 +363,78 @@ describe.each(engines)('refunds repository on %s', (engine) => {
     expect(await nos('FAILED')).toEqual([]);
     expect(await nos(null, 2)).toEqual([success, processing]);
     expect((await c.a.refunds.list(T0, null, 1))[0]).toMatchObject({ created_ms: T0 + 30, amount: 100, status: 'SUCCESS' });
+  });
+}, 60_000);
+
+/** WeChat Pay in small for the service: every create answers PROCESSING, every query SUCCESS; calls counted. */
+function fakeClients(c: Ctx) {
+  const creates: string[] = [];
+  const queries: string[] = [];
+  const result = (r: { out_refund_no: string; out_trade_no: string; amount: number; total: number }, status: 'PROCESSING' | 'SUCCESS'): RefundResult => ({
+    refund_id: `W-${r.out_refund_no}`, out_refund_no: r.out_refund_no, transaction_id: 'T', out_trade_no: r.out_trade_no, status,
+    amount: { total: r.total, refund: r.amount },
+  });
+  const client = {
+    createRefund: async (b: { out_refund_no: string; out_trade_no: string; amount: { refund: number; total: number } }) => {
+      creates.push(b.out_refund_no);
+      return result({ out_refund_no: b.out_refund_no, out_trade_no: b.out_trade_no, amount: b.amount.refund, total: b.amount.total }, 'PROCESSING');
+    },
+    queryRefund: async (no: string) => {
+      queries.push(no);
+      return result((await c.a.refunds.get(no))!, 'SUCCESS');
+    },
+  };
+  return { creates, queries, clients: { has: () => true, get: () => client } as unknown as PayClients };
+}
+
+function service(store: RelayStore, clients: PayClients, alerts: string[] = []) {
+  return new RefundService({
+    store, clients, log: createLogger('silent'), notifyUrl: () => 'http://127.0.0.1:9/wechatpay/notify', queryAfterSeconds: 1, tickMs: 10,
+    alert: (kind) => { alerts.push(kind); },
+  });
+}
+
+describe.each(engines)('refund service over the seam on %s (two relays on PostgreSQL)', (engine) => {
+  let c: Ctx;
+  const running: RefundService[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+    await c?.close();
+  });
+
+  it('10 creates of 40 % at once over both relays: 2 refunds, sent once each; the rest REFUND_EXCEEDS_PAID', async () => {
+    c = await open(engine);
+    const order = await paidOrder(c, [1000]);
+    const sub = order.subs[0]!;
+    const fake = fakeClients(c);
+    const [sa, sb] = [service(c.a, fake.clients), service(c.b, fake.clients)];
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => (i % 2 ? sb : sa).create('boss', order.no, { out_trade_no: sub.out_trade_no, amount: 400 }, null)));
+    const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(ok.map((r) => r.status)).toEqual(['PROCESSING', 'PROCESSING']);
+    expect(results.filter((r) => r.status === 'rejected' && (r.reason as RelayError).code === 'REFUND_EXCEEDS_PAID')).toHaveLength(8);
+    expect(fake.creates.sort()).toEqual(ok.map((r) => r.out_refund_no).sort());
+    // Listed for today (Beijing day), from either relay.
+    const today = Date.now() - ((Date.now() + 8 * 3_600_000) % 86_400_000);
+    expect((await sb.list(today, 'PROCESSING', 10)).map((r) => r.out_refund_no).sort()).toEqual(ok.map((r) => r.out_refund_no).sort());
+  });
+
+  it('the followers of both relays claim each due refund once: every PROCESSING refund queried once, then SUCCESS', async () => {
+    c = await open(engine);
+    const order = await paidOrder(c, [1000, 1000]);
+    const nos: string[] = [];
+    for (const [i, amount] of [100, 200, 300, 400].entries()) {
+      const sub = order.subs[i % 2]!;
+      const r = (await c.a.refunds.record({ orderNo: order.no, outTradeNo: sub.out_trade_no, terminal: 'boss', idempotencyKey: null }, decideFor(sub.out_trade_no, { amount }))).row;
+      await c.a.refunds.update(r.out_refund_no, { status: 'PROCESSING', refund_id: `W-${r.out_refund_no}` });
+      await c.a.refunds.schedule(r.out_refund_no, 0);
+      nos.push(r.out_refund_no);
+    }
+    const fake = fakeClients(c);
+    running.push(service(c.a, fake.clients), service(c.b, fake.clients));
+    await Promise.all(running.map((s) => s.start()));
+    await expect.poll(async () => (await c.a.refunds.ofOrder(order.no)).every((r) => r.status === 'SUCCESS'), { timeout: 10_000 }).toBe(true);
+    expect(fake.queries.sort()).toEqual([...nos].sort());
+    const o = (await c.b.orders.get(order.no))!;
+    expect(o.sub_orders.map((s) => s.refunded_amount)).toEqual([400, 600]);
   });
 }, 60_000);
