@@ -148,9 +148,13 @@ describe.each(ENGINES)('core repositories on $name', (engine) => {
     const row = (await store.orders.row(no))!;
     expect(row).toMatchObject({ state: 'SUCCESS', paid_ms: T0 + 2, updated_ms: T0 + 3, cursor: seen[1]!.cursor, paid_via: 'query' });
     // A later transaction id is merged over the known ones (only from a non-final state: here a second order).
+    // Each change read by the feed before the next is made (PostgreSQL's feed reads the table: two
+    // changes of one order between two reads show once, at the latest).
     const o2 = await created(store);
     const no2 = o2.row.combine_out_trade_no;
+    await store.feed.catchUp();
     expect(await store.orders.transition(no2, { state: 'USERPAYING', transactionIds: new Map([[o2.subs[0]!.out_trade_no, 'TX-B0']]) })).toBe(true);
+    await store.feed.catchUp();
     expect(await store.orders.transition(no2, { state: 'SUCCESS', transactionIds: new Map([[o2.subs[1]!.out_trade_no, 'TX-B1']]) })).toBe(true);
     expect((await store.orders.get(no2))!.sub_orders.map((s) => s.transaction_id)).toEqual(['TX-B0', 'TX-B1']);
     expect((await store.orders.list({ q: 'TX-B1', limit: 10 })).map((x) => x.combine_out_trade_no)).toEqual([no2]);
@@ -209,9 +213,8 @@ describe.each(ENGINES)('core repositories on $name', (engine) => {
     expect(many.filter((r) => r.kind === 'applied' && r.changed)).toHaveLength(1);
     expect(many.filter((r) => r.kind === 'applied' && !r.changed)).toHaveLength(49);
     await store.feed.catchUp();
-    expect(seen.map((c) => [c.order.combine_out_trade_no, c.order.state])).toEqual([
-      [o.row.combine_out_trade_no, 'SUCCESS'], [o2.row.combine_out_trade_no, 'NOTPAY'], [o2.row.combine_out_trade_no, 'SUCCESS'],
-    ]);
+    // (o2's creation may show only through its paid state on PostgreSQL: the feed reads the table.)
+    expect(seen.filter((c) => c.order.state === 'SUCCESS').map((c) => c.order.combine_out_trade_no)).toEqual([o.row.combine_out_trade_no, o2.row.combine_out_trade_no]);
   }));
 
   it('applyPayment: a mismatch is refused and its id not kept; an unknown order likewise', () => withStore(async (store) => {
