@@ -107,6 +107,8 @@ export class RefundService {
   constructor(private readonly o: RefundServiceOptions) {
     // A refund's change stamps its order: wake whoever waits for a refund of that order.
     o.store.feed.onChange((c) => {
+      // Nobody waits (nearly always): the change's order is not even looked at (built lazily).
+      if (this.waiting.size === 0) return;
       const w = this.waiting.get(c.order.combine_out_trade_no);
       if (!w) return;
       this.waiting.delete(c.order.combine_out_trade_no);

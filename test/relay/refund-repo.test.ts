@@ -374,9 +374,12 @@ function fakeClients(c: Ctx) {
     refund_id: `W-${r.out_refund_no}`, out_refund_no: r.out_refund_no, transaction_id: 'T', out_trade_no: r.out_trade_no, status,
     amount: { total: r.total, refund: r.amount },
   });
+  /** Creates wait for this (a slow WeChat Pay) when set. */
+  let gate: Promise<void> | null = null;
   const client = {
     createRefund: async (b: { out_refund_no: string; out_trade_no: string; amount: { refund: number; total: number } }) => {
       creates.push(b.out_refund_no);
+      await gate;
       return result({ out_refund_no: b.out_refund_no, out_trade_no: b.out_trade_no, amount: b.amount.refund, total: b.amount.total }, 'PROCESSING');
     },
     queryRefund: async (no: string) => {
@@ -384,7 +387,14 @@ function fakeClients(c: Ctx) {
       return result((await c.a.refunds.get(no))!, 'SUCCESS');
     },
   };
-  return { creates, queries, clients: { has: () => true, get: () => client } as unknown as PayClients };
+  return {
+    creates, queries, clients: { has: () => true, get: () => client } as unknown as PayClients,
+    hold(): () => void {
+      let release!: () => void;
+      gate = new Promise<void>((r) => (release = r));
+      return release;
+    },
+  };
 }
 
 function service(store: RelayStore, clients: PayClients, alerts: string[] = []) {
@@ -416,6 +426,36 @@ describe.each(engines)('refund service over the seam on %s (two relays on Postgr
     // Listed for today (Beijing day), from either relay.
     const today = Date.now() - ((Date.now() + 8 * 3_600_000) % 86_400_000);
     expect((await sb.list(today, 'PROCESSING', 10)).map((r) => r.out_refund_no).sort()).toEqual(ok.map((r) => r.out_refund_no).sort());
+  });
+
+  it('an Idempotency-Key retried while the first request is still sending (on the other relay): no second create, the same refund', async () => {
+    c = await open(engine);
+    const order = await paidOrder(c, [1000]);
+    const body = { out_trade_no: order.subs[0]!.out_trade_no, amount: 300 };
+    const fake = fakeClients(c);
+    const release = fake.hold();
+    const sa = service(c.a, fake.clients);
+    const first = sa.create('boss', order.no, body, 'key-1');
+    await expect.poll(() => fake.creates.length).toBe(1);
+    // The retry (SQLite: the same relay; PostgreSQL: the other one) finds the PENDING refund.
+    let found!: () => void;
+    const foundIt = new Promise<void>((r) => (found = r));
+    const refunds = Object.create(c.b.refunds) as RelayStore['refunds'];
+    refunds.byIdempotencyKey = async (t, k) => {
+      const r = await c.b.refunds.byIdempotencyKey(t, k);
+      if (r) found();
+      return r;
+    };
+    const retrying = engine === 'sqlite' ? sa : service({ ...c.b, engine: c.b.engine, feed: c.b.feed, audit: c.b.audit, refunds } as RelayStore, fake.clients);
+    const second = retrying.create('boss', order.no, body, 'key-1');
+    // PostgreSQL: release the first create only once the retry waits for it (one more loop turn).
+    if (engine === 'postgresql') await foundIt;
+    await new Promise((r) => setImmediate(r));
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.out_refund_no).toBe(a.out_refund_no);
+    expect([a.status, b.status]).toEqual(['PROCESSING', 'PROCESSING']);
+    expect(fake.creates).toEqual([a.out_refund_no]);
   });
 
   it('the followers of both relays claim each due refund once: every PROCESSING refund queried once, then SUCCESS', async () => {
