@@ -13,6 +13,7 @@ import { PgAlerts, PgAudit, PgTerminals } from './terminals';
 import { PgRefunds } from './refunds';
 import { PgCounter } from './counter';
 import { PgBills } from './bills';
+import { PgSockets } from './sockets';
 
 /** Longest wait of a health check before it reports the database as not answering. */
 const HEALTH_TIMEOUT_MS = 2000;
@@ -38,6 +39,8 @@ export class PgStore implements RelayStore {
   readonly refunds: PgRefunds;
   readonly counter: PgCounter;
   readonly bills: PgBills;
+  /** RELAY_EVENTS_PER_TERMINAL over every relay (sockets.ts). */
+  readonly sockets: PgSockets;
   private closed: Promise<void> | undefined;
 
   constructor(readonly pool: PgPool, url: string, applicationName: string, feedPollMs?: number) {
@@ -51,6 +54,7 @@ export class PgStore implements RelayStore {
     this.refunds = new PgRefunds(this.core);
     this.counter = new PgCounter(this.core);
     this.bills = new PgBills(this.core);
+    this.sockets = new PgSockets(this.core, url);
   }
 
   async health(): Promise<StoreHealth> {
@@ -76,6 +80,7 @@ export class PgStore implements RelayStore {
   close(): Promise<void> {
     return (this.closed ??= (async () => {
       await this.feed.close();
+      await this.sockets.close();
       await this.pool.end();
     })());
   }
@@ -95,13 +100,16 @@ function healthError(err: unknown): string {
 export async function openPgStore(url: string, opts: OpenPgStoreOptions = {}): Promise<PgStore> {
   const applicationName = opts.applicationName ?? 'relay';
   const pool = openPg(url, { max: opts.poolMax, applicationName });
+  let store: PgStore | undefined;
   try {
     await checkPgSchema(pool);
-    const store = new PgStore(pool, url, applicationName, opts.feedPollMs);
+    store = new PgStore(pool, url, applicationName, opts.feedPollMs);
     await store.feed.start();
+    await store.sockets.start();
     return store;
   } catch (err) {
-    await pool.end().catch(() => {});
+    // Whatever started (the feed's or the sockets' listening connection) stops with the pool.
+    await (store ? store.close() : pool.end()).catch(() => {});
     throw err;
   }
 }
