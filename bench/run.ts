@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: runs every bench/*.bench.ts in its own process (relay-events: many terminals
  * connecting while notifications arrive; relay-history: every screen's route on 3,000,000 orders;
- * pg-driver: node-postgres against postgres on a throwaway PostgreSQL cluster) (so peak RSS and CPU of one
- * do not colour the next), in name order, or only those whose names contain an argument.
+ * pg-driver: node-postgres against postgres on a throwaway PostgreSQL cluster; relay-pg: notifications/s
+ * and p99 on SQLite, on PostgreSQL, and two relays on one PostgreSQL, plus push latency across relays)
+ * (so peak RSS and CPU of one do not colour the next), in name order, or only those whose names
+ * contain an argument.
  */
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
