@@ -1,8 +1,13 @@
 /**
- * `npm run relay -- migrate` against a real throwaway PostgreSQL, and the honest refusals while
- * serving from PostgreSQL is not built: serve and add-terminal with RELAY_DATABASE_URL stop with one line.
+ * `npm run relay -- migrate` against a real throwaway PostgreSQL; serving refuses a database at another
+ * schema version with one line; add-terminal writes to the database RELAY_DATABASE_URL names.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initSandbox } from '../../shared/sandbox/index';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster';
@@ -62,22 +67,39 @@ describe('relay CLI and RELAY_DATABASE_URL', () => {
     expect(r.stderr).not.toContain('secret');
   });
 
-  it('serving with RELAY_DATABASE_URL stops at start with one line: not built yet', async () => {
+  it('serving from a database at another schema version stops at start with one line saying to migrate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-cli-'));
+    const { merchantDir } = await initSandbox(dir);
     const r = await relayCli(['serve'], {
-      RELAY_DATABASE_URL: cluster.url,
-      WECHATPAY_CREDENTIALS_DIR: '/nonexistent',
+      RELAY_DATABASE_URL: await cluster.createDatabase('unmigrated'),
+      WECHATPAY_CREDENTIALS_DIR: merchantDir,
       RELAY_PUBLIC_URL: 'http://127.0.0.1:1',
       RELAY_PORT: '0',
     });
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^relay: config error: RELAY_DATABASE_URL: PostgreSQL serving is not built yet/);
+    expect(r.stderr).toMatch(/^relay: the database is at schema version 0, this relay needs \d+: run `npm run relay -- migrate` first/);
   });
 
-  it('add-terminal with RELAY_DATABASE_URL refuses instead of writing the token to SQLite', async () => {
+  it('add-terminal with RELAY_DATABASE_URL writes the token to PostgreSQL (only its hash), never to RELAY_DB', async () => {
     const r = await relayCli(['add-terminal', 'till-1', '--role', 'cashier'], { RELAY_DATABASE_URL: cluster.url, RELAY_DB: '/nonexistent/dir/relay.db' });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^relay: add-terminal with RELAY_DATABASE_URL: PostgreSQL is not built yet/);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const token = r.stdout.trim().split('\n').pop()!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const c = new pg.Client({ connectionString: cluster.url });
+    await c.connect();
+    try {
+      const rows = (await c.query('SELECT name, role, token_hash FROM terminals')).rows;
+      expect(rows).toEqual([{ name: 'till-1', role: 'cashier', token_hash: createHash('sha256').update(token).digest('hex') }]);
+    } finally {
+      await c.end();
+    }
+    expect(existsSync('/nonexistent/dir')).toBe(false);
+    // The same name again: one line, the name taken in PostgreSQL.
+    const again = await relayCli(['add-terminal', 'till-1', '--role', 'cashier'], { RELAY_DATABASE_URL: cluster.url });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe('relay: a terminal named till-1 exists\n');
   });
 });
