@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
 import { api, createOrder, EventsClient, pay, startEnv, until, type Env } from './env';
@@ -16,11 +15,8 @@ const close = (no: string, token = env.manager) => api(env.relayUrl, 'POST', `/v
  * The clock seam: the minimum-age rule compares the order's stored creation time with now,
  * so moving that time back ages the order without sleeping.
  */
-function age(no: string, ms: number): void {
-  const db = new Database(env.config.dbPath);
-  db.pragma('busy_timeout = 5000');
-  db.prepare('UPDATE orders SET created_ms = created_ms - ? WHERE combine_out_trade_no = ?').run(ms, no);
-  db.close();
+async function age(no: string, ms: number): Promise<void> {
+  await env.sql('UPDATE orders SET created_ms = created_ms - ? WHERE combine_out_trade_no = ?', ms, no);
 }
 
 describe('closing orders', () => {
@@ -33,7 +29,7 @@ describe('closing orders', () => {
     expect(early.body.retry_after_seconds).toBeGreaterThanOrEqual(1);
     expect(early.body.retry_after_seconds).toBeLessThanOrEqual(2);
     expect((await close(order.combine_out_trade_no, env.cashier)).status).toBe(403);
-    age(order.combine_out_trade_no, 2100);
+    await age(order.combine_out_trade_no, 2100);
     const done = await close(order.combine_out_trade_no);
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ state: 'CLOSED' });
@@ -50,7 +46,7 @@ describe('closing orders', () => {
   it('queries first: a paid order answers ORDER_PAID and is marked paid', async () => {
     const order = await createOrder(env);
     await pay(env, order, { notify: false });
-    age(order.combine_out_trade_no, 2100);
+    await age(order.combine_out_trade_no, 2100);
     const r = await close(order.combine_out_trade_no);
     expect(r.status).toBe(409);
     expect(r.body.code).toBe('ORDER_PAID');
@@ -61,19 +57,16 @@ describe('closing orders', () => {
   it('closes expired orders automatically once closing is allowed, and audits every close', async () => {
     const order = await createOrder(env);
     // Make it look expired to the relay (as if its expire_minutes had passed).
-    const db = new Database(env.config.dbPath);
-    db.pragma('busy_timeout = 5000');
-    db.prepare('UPDATE orders SET expires_ms = ?, created_ms = created_ms - 2100, next_check_ms = 0 WHERE combine_out_trade_no = ?').run(Date.now() - 1, order.combine_out_trade_no);
+    await env.sql('UPDATE orders SET expires_ms = ?, created_ms = created_ms - 2100, next_check_ms = 0 WHERE combine_out_trade_no = ?', Date.now() - 1, order.combine_out_trade_no);
     const closed = await until(async () => {
       const o = (await api<Order>(env.relayUrl, 'GET', `/v1/orders/${order.combine_out_trade_no}`, env.cashier)).body;
       return o.state === 'CLOSED' ? o : null;
     }, 10_000);
     expect(closed.closed_at).toBeTruthy();
-    const audit = db.prepare("SELECT terminal, action, target, detail FROM audit_log WHERE action = 'close'").all() as any[];
+    const audit = await env.sql<any>("SELECT terminal, action, target, detail FROM audit_log WHERE action = 'close' ORDER BY id");
     expect(audit.some((a) => a.terminal === 'boss' && JSON.parse(a.detail).outcome === 'CLOSE_TOO_EARLY')).toBe(true);
     expect(audit.some((a) => a.terminal === 'boss' && JSON.parse(a.detail).outcome === 'CLOSED')).toBe(true);
     // The automatic close is audited too, by `auto`, for this order.
     expect(audit.filter((a) => a.target === order.combine_out_trade_no).map((a) => [a.terminal, JSON.parse(a.detail).outcome])).toEqual([['auto', 'CLOSED']]);
-    db.close();
   });
 });

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import WebSocket from 'ws';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { initSandbox, startSandbox, type InitOptions, type InitResult } from '../../shared/sandbox/index';
 import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
@@ -25,6 +27,11 @@ export interface Env {
   merchant: { mchid: string; appid: string; sub_merchants: { mchid: string; name: string }[] };
   /** What the sandbox's init wrote: the initiator and every participant with its key mode. */
   init: InitResult;
+  /**
+   * Runs one statement on the relay's database, whichever engine (`?` placeholders; BIGINT
+   * values come back as numbers): the tests' seam for moving clocks and reading what was stored.
+   */
+  sql<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]>;
   restartRelay(): Promise<void>;
   stopRelay(): Promise<void>;
   close(): Promise<void>;
@@ -114,6 +121,7 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   const merchant = JSON.parse(readFileSync(join(merchantDir, 'merchant.json'), 'utf8'));
   return {
     dir, sandboxUrl: sandbox.url, relayUrl: relay.url, config, cashier, manager, merchant, init,
+    sql: (text, ...params) => runSql(config, text, params),
     async stopRelay() {
       await relay?.close();
       relay = null;
@@ -127,6 +135,31 @@ export async function startEnv(o: EnvOptions = {}): Promise<Env> {
       await sandbox.close();
     },
   };
+}
+
+/** One statement on the store `config` names (see Env.sql). */
+export async function runSql<T>(config: RelayConfig, text: string, params: unknown[]): Promise<T[]> {
+  if (config.databaseUrl) {
+    let i = 0;
+    const client = new pg.Client({
+      connectionString: config.databaseUrl,
+      types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    });
+    await client.connect();
+    try {
+      return (await client.query(text.replace(/\?/g, () => `$${++i}`), params)).rows as T[];
+    } finally {
+      await client.end();
+    }
+  }
+  const db = new Database(config.dbPath);
+  try {
+    db.pragma('busy_timeout = 5000');
+    const st = db.prepare(text);
+    return (st.reader ? st.all(...params) : (st.run(...params), [])) as T[];
+  } finally {
+    db.close();
+  }
 }
 
 export async function api<T = any>(base: string, method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {

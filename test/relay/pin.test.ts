@@ -33,9 +33,7 @@ describe('manager PIN over HTTP', () => {
     expect((await api(env.relayUrl, 'GET', '/v1/alerts', env.cashier)).status).toBe(403);
     expect((await api(env.relayUrl, 'GET', '/v1/reports/day-end', env.cashier)).status).toBe(403);
     // The hash is scrypt with a salt: the PIN is nowhere in the database.
-    const db = openDb(env.config.dbPath);
-    const row = db.prepare('SELECT hash, salt FROM manager_pin').get() as { hash: string; salt: string };
-    db.close();
+    const [row] = await env.sql<{ hash: string; salt: string }>('SELECT hash, salt FROM manager_pin');
     expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(row.salt).toMatch(/^[0-9a-f]{32}$/);
   });
@@ -80,9 +78,7 @@ describe('manager PIN over HTTP', () => {
     const after = await api(env.relayUrl, 'POST', '/v1/manager/unlock', t3, { pin: '2468' })
       .catch(() => api(env.relayUrl, 'POST', '/v1/manager/unlock', t3, { pin: '2468' }));
     expect(after.status).toBe(423);
-    const db = openDb(env.config.dbPath);
-    const audit = db.prepare("SELECT detail FROM audit_log WHERE terminal = 'till-3' AND action = 'manager.unlock' ORDER BY id").all() as { detail: string }[];
-    db.close();
+    const audit = await env.sql<{ detail: string }>("SELECT detail FROM audit_log WHERE terminal = 'till-3' AND action = 'manager.unlock' ORDER BY id");
     expect(audit.map((a) => JSON.parse(a.detail).outcome)).toEqual(['WRONG_PIN', 'WRONG_PIN', 'WRONG_PIN', 'WRONG_PIN', 'LOCKED_NOW', 'PIN_LOCKED', 'PIN_LOCKED']);
   });
 });

@@ -4,7 +4,6 @@
  * elsewhere (REFUND_UNKNOWN), one the relay holds that the bill lacks (REFUND_MISSING_IN_BILL)
  * and one with another amount (REFUND_AMOUNT_MISMATCH) are each reported.
  */
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order, ReconciliationReport, Refund } from '../../shared/contracts/relay-api';
 import { loadCredentials } from '../../shared/wechatpay/credentials';
@@ -69,12 +68,9 @@ describe('refund rows in the bills', () => {
     expect(first.mismatches.some((m) => m.kind === 'MISSING_IN_BILL' || m.kind === 'AMOUNT_MISMATCH')).toBe(false);
 
     // The relay's side diverges: one refund recorded with another amount, one the bill never saw.
-    const db = new Database(env.config.dbPath);
-    db.pragma('busy_timeout = 5000');
-    db.prepare('UPDATE refunds SET amount = 999 WHERE out_refund_no = ?').run(r1.out_refund_no);
-    db.prepare(`INSERT INTO refunds (out_refund_no, combine_out_trade_no, out_trade_no, mchid, amount, total, status, created_at, created_ms, terminal, request_hash, next_check_ms, watch)
-      VALUES ('RLOCALONLY00001', ?, ?, ?, 100, 800, 'SUCCESS', ?, ?, 'boss', 'x', 0, 0)`).run(order.combine_out_trade_no, order.sub_orders[2]!.out_trade_no, order.sub_orders[2]!.mchid, new Date().toISOString(), Date.now());
-    db.close();
+    await env.sql('UPDATE refunds SET amount = 999 WHERE out_refund_no = ?', r1.out_refund_no);
+    await env.sql(`INSERT INTO refunds (out_refund_no, combine_out_trade_no, out_trade_no, mchid, amount, total, status, created_at, created_ms, terminal, request_hash, next_check_ms, watch)
+      VALUES ('RLOCALONLY00001', ?, ?, ?, 100, 800, 'SUCCESS', ?, ?, 'boss', 'x', 0, 0)`, order.combine_out_trade_no, order.sub_orders[2]!.out_trade_no, order.sub_orders[2]!.mchid, new Date().toISOString(), Date.now());
     const second = await run(env, today);
     const kinds = second.mismatches.map((m) => `${m.kind}:${m.out_refund_no}`).sort();
     expect(kinds).toEqual([`REFUND_AMOUNT_MISMATCH:${r1.out_refund_no}`, 'REFUND_MISSING_IN_BILL:RLOCALONLY00001', 'REFUND_UNKNOWN:RFOREIGN0000001'].sort());

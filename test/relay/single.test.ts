@@ -5,7 +5,6 @@
  * anti-fake checks and alerts, 200 concurrent duplicates, the query after a lost notification,
  * the 5-minute close rule, automatic close of an expired order, idempotency, upstream failures.
  */
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../../shared/contracts/relay-api';
 import { api, EventsClient, orderBody, pay, startEnv, until, type Env } from './env';
@@ -48,18 +47,9 @@ async function sandboxOrder(env: Env, outTradeNo: string) {
   return r.body.orders.find((o) => o.combine_out_trade_no === outTradeNo);
 }
 
-function withDb<T>(env: Env, fn: (db: Database.Database) => T): T {
-  const db = new Database(env.config.dbPath);
-  db.pragma('busy_timeout = 5000');
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
 
 /** The clock seam of close.test.ts: moving the stored creation time back ages the order. */
-const age = (env: Env, no: string, ms: number) => withDb(env, (db) => db.prepare('UPDATE orders SET created_ms = created_ms - ? WHERE combine_out_trade_no = ?').run(ms, no));
+const age = (env: Env, no: string, ms: number) => env.sql('UPDATE orders SET created_ms = created_ms - ? WHERE combine_out_trade_no = ?', ms, no);
 
 describe('single-merchant sales (every participant with its own keys)', () => {
   let env: Env;
@@ -143,7 +133,7 @@ describe('single-merchant sales (every participant with its own keys)', () => {
     await ws.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === order.combine_out_trade_no && m.order.state === 'SUCCESS');
     await barrier(env, ws);
     expect(ws.updates(order.combine_out_trade_no).filter((o) => o.state === 'SUCCESS')).toHaveLength(1);
-    const recorded = withDb(env, (db) => db.prepare('SELECT COUNT(*) AS n FROM notifications WHERE id = ?').get(JSON.parse(n.body).id) as { n: number });
+    const [recorded] = await env.sql<{ n: number }>('SELECT COUNT(*) AS n FROM notifications WHERE id = ?', JSON.parse(n.body).id);
     expect(recorded.n).toBe(1);
     // A later delivery with a new id changes nothing (final).
     expect((await post(env.relayUrl, basic.build(order))).status).toBe(204);
@@ -241,9 +231,9 @@ describe('single-merchant sales (every participant with its own keys)', () => {
     expect(early.body.code).toBe('CLOSE_TOO_EARLY');
     expect(early.body.retry_after_seconds).toBeGreaterThan(290);
     expect(early.body.retry_after_seconds).toBeLessThanOrEqual(300);
-    age(env, no, 240_000);
+    await age(env, no, 240_000);
     expect((await close()).body.code).toBe('CLOSE_TOO_EARLY');
-    age(env, no, 61_000);
+    await age(env, no, 61_000);
     const done = await close();
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ kind: 'single', state: 'CLOSED' });
@@ -256,9 +246,9 @@ describe('single-merchant sales (every participant with its own keys)', () => {
 
     const paid = await createSingle(env, 881);
     // Paid without a notification, then the manager closes: the query comes first.
-    await withDb(env, (db) => db.prepare('UPDATE orders SET next_check_ms = ? WHERE combine_out_trade_no = ?').run(Date.now() + 3_600_000, paid.combine_out_trade_no));
+    await env.sql('UPDATE orders SET next_check_ms = ? WHERE combine_out_trade_no = ?', Date.now() + 3_600_000, paid.combine_out_trade_no);
     await pay(env, paid, { notify: false });
-    age(env, paid.combine_out_trade_no, 301_000);
+    await age(env, paid.combine_out_trade_no, 301_000);
     const r = await api(env.relayUrl, 'POST', `/v1/orders/${paid.combine_out_trade_no}/close`, env.manager);
     expect(r.status).toBe(409);
     expect(r.body.code).toBe('ORDER_PAID');
@@ -269,14 +259,14 @@ describe('single-merchant sales (every participant with its own keys)', () => {
   it('closes an expired single sale automatically (basic close by its merchant) and audits it as auto', async () => {
     const order = await createSingle(env, 770);
     const no = order.combine_out_trade_no;
-    withDb(env, (db) => db.prepare('UPDATE orders SET expires_ms = ?, created_ms = created_ms - 301000, next_check_ms = 0 WHERE combine_out_trade_no = ?').run(Date.now() - 1, no));
+    await env.sql('UPDATE orders SET expires_ms = ?, created_ms = created_ms - 301000, next_check_ms = 0 WHERE combine_out_trade_no = ?', Date.now() - 1, no);
     const closed = await until(async () => {
       const o = await getOrder(env, no);
       return o.state === 'CLOSED' ? o : null;
     }, 10_000);
     expect(closed.closed_at).toBeTruthy();
     expect(await sandboxOrder(env, order.sub_orders[0]!.out_trade_no)).toMatchObject({ state: 'CLOSED' });
-    const audit = withDb(env, (db) => db.prepare("SELECT terminal, detail FROM audit_log WHERE action = 'close' AND target = ?").all(no) as { terminal: string; detail: string }[]);
+    const audit = await env.sql<{ terminal: string; detail: string }>("SELECT terminal, detail FROM audit_log WHERE action = 'close' AND target = ? ORDER BY id", no);
     expect(audit.map((a) => [a.terminal, JSON.parse(a.detail).outcome])).toEqual([['auto', 'CLOSED']]);
   });
 });
@@ -294,7 +284,7 @@ describe('single-merchant sales, mixed setup: certificate mode and a merchant wi
     expect(r.status).toBe(409);
     expect(r.body).toMatchObject({ code: 'MERCHANT_KEYS_MISSING', mchid: none });
     expect(r.body.message).toContain(none);
-    const rows = withDb(env, (db) => db.prepare('SELECT COUNT(*) AS n FROM sub_orders WHERE mchid = ?').get(none) as { n: number });
+    const [rows] = await env.sql<{ n: number }>('SELECT COUNT(*) AS n FROM sub_orders WHERE mchid = ?', none);
     expect(rows.n).toBe(0);
     const combined = await api<Order>(env.relayUrl, 'POST', '/v1/orders', env.cashier, orderBody(env, [300, 400]));
     expect(combined.status).toBe(201);
