@@ -181,9 +181,16 @@ export async function startPgCluster(opts: PgClusterOptions = {}): Promise<PgClu
       rmSync(dir, { recursive: true, force: true });
     };
     process.once('exit', onExit);
+    // A test process killed outright (vitest ending a worker with a signal, SIGKILL) runs no exit
+    // hook: a detached watchdog stops the server and removes the folder once this process is gone.
+    const [ctl, ctlArgs] = command(asUser, join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+    const quote = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+    const watchdog = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${[ctl, ...ctlArgs].map(quote).join(' ')} >/dev/null 2>&1; rm -rf ${quote(dir)}`], { detached: true, stdio: 'ignore' });
+    watchdog.unref();
     const stop = () =>
       (stopped ??= (async () => {
         process.removeListener('exit', onExit);
+        watchdog.kill('SIGKILL');
         if (running.exitCode === null && running.signalCode === null) {
           const exited = new Promise<void>((r) => running.once('exit', () => r()));
           try {
