@@ -13,8 +13,7 @@ import { initSandbox, startSandbox, type InitOptions, type InitResult } from '..
 import { addTerminal, loadRelayConfig, startRelay, type RelayConfig } from '../../shared/relay/index';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { createLogger } from '../../shared/relay/log';
-import { migratePg, openPg } from '../../shared/relay/pg/index';
-import { startPgCluster, type PgCluster } from '../helpers/pg-cluster';
+import { freshPgDatabase } from '../helpers/stores';
 
 
 export interface Env {
@@ -62,30 +61,6 @@ export interface EnvOptions {
 }
 
 export const TEST_ENGINE: 'sqlite' | 'postgresql' = process.env.RELAY_TEST_ENGINE === 'postgresql' ? 'postgresql' : 'sqlite';
-
-let cluster: Promise<PgCluster> | null = null;
-let databases = 0;
-
-/** A fresh, migrated PostgreSQL database on this process's throwaway cluster (started once). */
-export async function freshPgDatabase(): Promise<string> {
-  cluster ??= startPgCluster();
-  const c = await cluster;
-  const url = await c.createDatabase(`relay_${process.pid}_${++databases}`);
-  const pool = openPg(url, { max: 1 });
-  try {
-    await migratePg(pool);
-  } finally {
-    await pool.end();
-  }
-  return url;
-}
-
-/** Stops this process's cluster (it also stops by itself when the process exits). */
-export async function stopPgCluster(): Promise<void> {
-  const c = cluster;
-  cluster = null;
-  if (c) await (await c).stop();
-}
 
 export async function startEnv(o: EnvOptions = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'relay-e2e-'));
