@@ -241,7 +241,7 @@ try {
   console.log(`\nBill reconciliation: ${billRows.toLocaleString('en')} bill rows of 3 merchants (${(bytes / 1e6).toFixed(1)} MB uncompressed), ${(ROWS >> 1).toLocaleString('en')} local orders; set up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   const { addTerminal } = await import('../shared/relay/index');
-  const token = addTerminal(dbPath, 'bench-manager', 'manager');
+  const token = await addTerminal(dbPath, 'bench-manager', 'manager');
   const wx = await wechatPay(merchants);
   const relay = spawn(process.execPath, ['--import', 'tsx', self, '--relay-child'], {
     stdio: ['pipe', 'pipe', 'inherit'],

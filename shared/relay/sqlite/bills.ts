@@ -49,6 +49,16 @@ export class SqliteBills implements BillsRepo {
   }
 }
 
+/**
+ * The page's largest key. The pages' joins keep the staged side's order in practice, but no outer
+ * ORDER BY promises it (one would cost a sort per page): the key is computed, not assumed.
+ */
+function maxOf<R>(rows: R[], key: (r: R) => string): string {
+  let max = '';
+  for (const r of rows) if (key(r) > max) max = key(r);
+  return max;
+}
+
 class SqliteBillRun implements BillRun {
   private readonly s: Record<'insert' | 'insertRefund' | 'discard' | 'discardRefunds' | 'bill' | 'local' | 'billRefunds' | 'localRefunds', Statement<unknown[]>>;
   private readonly flush: (mchid: string, payments: StageBatch, refunds: StageBatch) => void;
@@ -69,8 +79,7 @@ class SqliteBillRun implements BillRun {
       bill: db.prepare(`SELECT b.out_trade_no, b.transaction_id, b.amount, s.combine_out_trade_no, s.mchid, s.amount, o.state
         FROM (SELECT out_trade_no, transaction_id, amount FROM ${table} WHERE mchid = ? AND out_trade_no > ? ORDER BY out_trade_no LIMIT ?) b
         LEFT JOIN sub_orders s ON s.out_trade_no = b.out_trade_no
-        LEFT JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no
-        ORDER BY b.out_trade_no`).raw(true),
+        LEFT JOIN orders o ON o.combine_out_trade_no = s.combine_out_trade_no`).raw(true),
       // Along the partial index orders_paid_success; the range starts at the last page's paid_ms
       // (an index seek, not a rescan from the day's start), rows at exactly that paid_ms told
       // apart by rowid. Transaction ids live on the order row, keyed by sub-order number.
@@ -79,12 +88,10 @@ class SqliteBillRun implements BillRun {
           EXISTS (SELECT 1 FROM ${table} b WHERE b.mchid = s.mchid AND b.out_trade_no = s.out_trade_no)
         FROM (SELECT rowid AS rid, combine_out_trade_no, paid_ms, transaction_ids FROM orders INDEXED BY orders_paid_success
               WHERE state = 'SUCCESS' AND paid_ms >= ? AND paid_ms < ? AND (paid_ms > ? OR rowid > ?) ORDER BY paid_ms, rowid LIMIT ?) o
-        JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no
-        ORDER BY o.paid_ms, o.rid, s.idx`).raw(true),
+        JOIN sub_orders s ON s.combine_out_trade_no = o.combine_out_trade_no`).raw(true),
       billRefunds: db.prepare(`SELECT b.out_refund_no, b.out_trade_no, b.amount, r.combine_out_trade_no, r.mchid, r.out_trade_no, r.amount, r.status
         FROM (SELECT out_refund_no, out_trade_no, amount FROM ${table}_r WHERE mchid = ? AND out_refund_no > ? ORDER BY out_refund_no LIMIT ?) b
-        LEFT JOIN refunds r ON r.out_refund_no = b.out_refund_no
-        ORDER BY b.out_refund_no`).raw(true),
+        LEFT JOIN refunds r ON r.out_refund_no = b.out_refund_no`).raw(true),
       localRefunds: db.prepare(`SELECT r.created_ms, r.out_refund_no, r.out_trade_no, r.combine_out_trade_no, r.mchid, r.amount,
           EXISTS (SELECT 1 FROM ${table}_r b WHERE b.mchid = r.mchid AND b.out_refund_no = r.out_refund_no)
         FROM refunds r INDEXED BY refunds_created
@@ -113,22 +120,20 @@ class SqliteBillRun implements BillRun {
     const rows = raw.map(([out_trade_no, transaction_id, bill_amount, combine_out_trade_no, local_mchid, local_amount, state]) => ({
       out_trade_no, transaction_id, bill_amount, combine_out_trade_no, local_mchid, local_amount, state,
     }));
-    return { rows, next: rows.length === limit ? rows[rows.length - 1]!.out_trade_no : null };
+    return { rows, next: rows.length === limit ? maxOf(rows, (r) => r.out_trade_no) : null };
   }
 
   async localPage(dayStartMs: number, dayEndMs: number, after: PageKey | null, limit: number): Promise<Page<LocalPaymentRow>> {
     const [afterMs, afterRid] = (after as [number, number] | null) ?? [dayStartMs - 1, 0];
     const raw = this.s.local.all(Math.max(dayStartMs, afterMs), dayEndMs, afterMs, afterRid, limit) as [number, number, string, string, string, number, string | null, number][];
-    let orders = 0;
+    const orders = new Set<number>();
     let last: [number, number] = [afterMs, afterRid];
     const rows = raw.map(([paidMs, rid, out_trade_no, combine_out_trade_no, mchid, amount, transaction_id, inBill]) => {
-      if (paidMs !== last[0] || rid !== last[1]) {
-        orders++;
-        last = [paidMs, rid];
-      }
+      orders.add(rid);
+      if (paidMs > last[0] || (paidMs === last[0] && rid > last[1])) last = [paidMs, rid];
       return { out_trade_no, combine_out_trade_no, mchid, amount, transaction_id, in_bill: inBill === 1 };
     });
-    return { rows, next: orders === limit ? last : null };
+    return { rows, next: orders.size === limit ? last : null };
   }
 
   async billRefundPage(mchid: string, after: PageKey | null, limit: number): Promise<Page<BillRefundRow>> {
@@ -136,7 +141,7 @@ class SqliteBillRun implements BillRun {
     const rows = raw.map(([out_refund_no, out_trade_no, bill_amount, combine_out_trade_no, local_mchid, local_out_trade_no, local_amount, status]) => ({
       out_refund_no, out_trade_no, bill_amount, combine_out_trade_no, local_mchid, local_out_trade_no, local_amount, status,
     }));
-    return { rows, next: rows.length === limit ? rows[rows.length - 1]!.out_refund_no : null };
+    return { rows, next: rows.length === limit ? maxOf(rows, (r) => r.out_refund_no) : null };
   }
 
   async localRefundPage(dayStartMs: number, dayEndMs: number, after: PageKey | null, limit: number): Promise<Page<LocalRefundRow>> {
