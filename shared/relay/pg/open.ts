@@ -21,5 +21,10 @@ export function openPg(url: string, opts: OpenPgOptions = {}): PgPool {
   // An idle connection the server drops (restart, failover) emits 'error' on the pool; unhandled,
   // it would end the process. The pool discards that client and makes a new one when needed.
   pool.on('error', () => {});
+  // A client checked out of the pool has no 'error' listener (pg-pool removes its idle one): a
+  // connection ended by the server between two statements of a transaction would then throw from an
+  // event emitter and end the relay. The statement in progress (or the next one) fails instead, and
+  // pg-pool drops the broken client when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
