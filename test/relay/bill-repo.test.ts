@@ -5,24 +5,18 @@
  * pools —, free again after drop, freed when the holding connection dies), recordRun, and the
  * whole BillService over the repository with stub WeChat Pay clients.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ReconciliationReport, RelayEvent } from '../../shared/contracts/relay-api';
 import { BillService } from '../../shared/relay/bills';
-import { openDb } from '../../shared/relay/db';
-import { PgBills } from '../../shared/relay/pg/bills';
-import { PgCore } from '../../shared/relay/pg/core';
-import { migratePg, openPg, type PgPool } from '../../shared/relay/pg/index';
+import type { PgStore } from '../../shared/relay/pg/index';
+import { BILL_LOCK_CLASS, billDateKey } from '../../shared/relay/pg/bills';
 import type { BillRun, BillsRepo, Page, PageKey } from '../../shared/relay/repo-bills';
 import type { RelayStore } from '../../shared/relay/repo-types';
-import { SqliteBills } from '../../shared/relay/sqlite/bills';
-import { OrderStore } from '../../shared/relay/store';
+import type { SqliteStore } from '../../shared/relay/sqlite/index';
 import type { PayClients } from '../../shared/relay/upstream';
 import type { Credentials } from '../../shared/wechatpay/credentials';
 import { WechatPayError } from '../../shared/wechatpay/errors';
-import { startPgCluster, type PgCluster } from '../helpers/pg-cluster';
+import { ENGINES as STORES, freshPgDatabase, openPgRelay, stopEngines } from '../helpers/stores';
 
 const DATE = '2026-03-14';
 const DAY = Date.parse(`${DATE}T00:00:00+08:00`);
@@ -31,8 +25,9 @@ const M2 = '1900000002';
 const M3 = '1900000003';
 
 interface Rig {
+  store: RelayStore;
   repo: BillsRepo;
-  /** Another relay on the same database (PostgreSQL: its own pool; SQLite: the one process is the only relay). */
+  /** Another relay on the same database (PostgreSQL: its own store and pool; SQLite: one process is the only relay). */
   peer: BillsRepo;
   /** Plain SQL with `?` parameters. */
   exec(sql: string, params?: unknown[]): Promise<void>;
@@ -41,9 +36,6 @@ interface Rig {
   killClaimHolder?(billDate: string): Promise<void>;
   close(): Promise<void>;
 }
-
-let cluster: PgCluster | undefined;
-let dbSeq = 0;
 
 const dollar = (sql: string) => {
   let n = 0;
@@ -54,53 +46,47 @@ const ENGINES: { name: string; open(): Promise<Rig> }[] = [
   {
     name: 'sqlite',
     async open() {
-      const dir = mkdtempSync(join(tmpdir(), 'bill-repo-'));
-      const db = openDb(join(dir, 'relay.db'));
-      const repo = new SqliteBills(db, new OrderStore(db));
+      const opened = await STORES.find((e) => e.name === 'sqlite')!.open();
+      const store = opened.store as SqliteStore;
       return {
-        repo,
-        peer: repo,
-        exec: async (sql, params = []) => void db.prepare(sql).run(...params),
-        rows: async <T>(sql: string, params: unknown[] = []) => db.prepare(sql).all(...params) as T[],
-        close: async () => {
-          db.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
+        store,
+        repo: store.bills,
+        peer: store.bills,
+        exec: async (sql, params = []) => void store.db.prepare(sql).run(...params),
+        rows: async <T>(sql: string, params: unknown[] = []) => store.db.prepare(sql).all(...params) as T[],
+        close: () => opened.close(),
       };
     },
   },
   {
     name: 'postgresql',
     async open() {
-      cluster ??= await startPgCluster();
-      const url = await cluster.createDatabase(`bills_${++dbSeq}`);
-      const pools: PgPool[] = [openPg(url, { max: 4 }), openPg(url, { max: 4 })];
-      await migratePg(pools[0]!);
-      const [a, b] = pools.map((p) => new PgBills(new PgCore(p)));
-      const pool = pools[1]!;
+      // Two relays on one database: two stores, two pools.
+      const url = await freshPgDatabase();
+      const a = await openPgRelay(url, { applicationName: 'relay-a' });
+      const b: PgStore = await openPgRelay(url, { applicationName: 'relay-b' });
       return {
-        repo: a!,
-        peer: b!,
-        exec: async (sql, params = []) => void (await pool.query(dollar(sql), params)),
-        rows: async <T>(sql: string, params: unknown[] = []) => (await pool.query(dollar(sql), params)).rows as T[],
+        store: a,
+        repo: a.bills,
+        peer: b.bills,
+        exec: async (sql, params = []) => void (await b.pool.query(dollar(sql), params)),
+        rows: async <T>(sql: string, params: unknown[] = []) => (await b.pool.query(dollar(sql), params)).rows as T[],
         killClaimHolder: async (billDate) => {
-          const r = await pool.query(
+          const r = await b.pool.query(
             `SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2 AND objsubid = 2`,
-            [0x62696c6c, Number(billDate.replaceAll('-', ''))],
+            [BILL_LOCK_CLASS, billDateKey(billDate)],
           );
           if (r.rows.length !== 1 || !r.rows[0].ok) throw new Error(`no single holder of ${billDate}'s lock to end`);
         },
         close: async () => {
-          await Promise.all(pools.map((p) => p.end()));
+          await Promise.all([a.close(), b.close()]);
         },
       };
     },
   },
 ];
 
-afterAll(async () => {
-  await cluster?.stop();
-}, 60_000);
+afterAll(() => stopEngines(), 60_000);
 
 // ─── fixtures ──────────────────────────────────────────────────────────────────────────────
 
@@ -164,7 +150,7 @@ describe.each(ENGINES)('bills repository on $name', (engine) => {
   let rig: Rig;
   beforeAll(async () => {
     // The PostgreSQL cluster starts once per file (initdb takes seconds).
-    if (engine.name === 'postgresql') cluster ??= await startPgCluster();
+    if (engine.name === 'postgresql') await freshPgDatabase();
   }, 60_000);
   const open = async () => (rig = await engine.open());
   afterEach(async () => {
@@ -347,10 +333,9 @@ describe.each(ENGINES)('bills repository on $name', (engine) => {
       }),
     } as unknown as PayClients;
     const credentials = { subMerchants: [{ mchid: M1, name: 'A' }, { mchid: M2, name: 'B' }, { mchid: M3, name: 'C' }] } as unknown as Credentials;
-    const audit: unknown[][] = [];
     const events: RelayEvent[] = [];
     let onEvent: (e: RelayEvent) => void = () => {};
-    const store = { bills: rig.repo, audit: { add: async (...a: unknown[]) => void audit.push(a) } } as unknown as RelayStore;
+    const store = rig.store;
     const log = { warn() {}, info() {}, error() {}, debug() {} } as never;
     const svc = new BillService({ store, clients, credentials, log, publish: (e) => {
       events.push(e);
@@ -371,7 +356,10 @@ describe.each(ENGINES)('bills repository on $name', (engine) => {
     ]);
     expect(rep.ok).toBe(false);
     expect(events.map((e) => (e as { stage: string }).stage)).toEqual(['start', 'fetch', 'fetched', 'fetch', 'fetched', 'fetch', 'fetched', 'compare', 'done']);
-    expect(audit).toEqual([['boss', 'bill_run', DATE, { ok: false, mismatches: 9, merchants: [{ mchid: M1, status: 'OK' }, { mchid: M2, status: 'OK' }, { mchid: M3, status: 'NO_KEYS' }] }]]);
+    const audit = await rig.rows<{ terminal: string; action: string; target: string; detail: string }>('SELECT terminal, action, target, detail FROM audit_log');
+    expect(audit.map((a) => ({ ...a, detail: JSON.parse(a.detail) }))).toEqual([
+      { terminal: 'boss', action: 'bill_run', target: DATE, detail: { ok: false, mismatches: 9, merchants: [{ mchid: M1, status: 'OK' }, { mchid: M2, status: 'OK' }, { mchid: M3, status: 'NO_KEYS' }] } },
+    ]);
     const runs = await rig.rows<{ report: string }>('SELECT report FROM bill_runs');
     expect(runs.map((r) => JSON.parse(r.report))).toEqual([rep]);
 
