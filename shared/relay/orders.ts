@@ -225,11 +225,19 @@ export class OrderService {
   private async awaitOtherSender(row: OrderRow): Promise<OrderRow> {
     const left = row.created_ms + SEND_LEASE_MS - Date.now();
     if (left > 0) {
+      const no = row.combine_out_trade_no;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        const list = this.waiting.get(row.combine_out_trade_no) ?? [];
-        list.push(() => { clearTimeout(timer); resolve(); });
-        this.waiting.set(row.combine_out_trade_no, list);
+        const done = () => { clearTimeout(timer); resolve(); };
+        const timer = setTimeout(() => {
+          // Given up waiting: forget this waiter (the order may never change again).
+          const rest = (this.waiting.get(no) ?? []).filter((f) => f !== done);
+          if (rest.length) this.waiting.set(no, rest);
+          else this.waiting.delete(no);
+          resolve();
+        }, left);
+        const list = this.waiting.get(no) ?? [];
+        list.push(done);
+        this.waiting.set(no, list);
       });
     }
     return (await this.o.store.orders.row(row.combine_out_trade_no)) ?? row;
