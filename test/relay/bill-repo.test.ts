@@ -269,7 +269,8 @@ describe.each(ENGINES)('bills repository on $name', (engine) => {
     await run2.drop();
   });
 
-  it.runIf(engine.name === 'postgresql')('claimRun: a claim whose connection dies is released (the relay died)', async () => {
+  // PostgreSQL only (a claim held by a connection); defined only there, so nothing shows as skipped.
+  if (engine.name === 'postgresql') it('claimRun: a claim whose connection dies is released (the relay died)', async () => {
     await open();
     const claim = await rig.repo.claimRun(DATE);
     const run = await rig.repo.openRun(claim!);
