@@ -237,37 +237,51 @@ describe('two relays on one PostgreSQL database', () => {
     expect(total.rows[0].n).toBe(5);
   }, 60_000);
 
-  it('with both reconcilers running, each expired order is queried and closed by one relay at a time, closed once', async () => {
+  it('with both reconcilers running, each order is queried by one relay at a time and each expired order closed once', async () => {
     const p = await startPair({ RELAY_RECONCILE_TICK_MS: '50', RELAY_QUERY_AFTER_SECONDS: '1', RELAY_CLOSE_MIN_AGE_SECONDS: '0' });
-    const onB = await connect(p.b.url, p.manager);
-    const orders: Order[] = [];
-    for (let i = 0; i < 6; i++) orders.push(await createOrder(i % 2 ? p.b.url : p.a.url, p.cashier, {}, 3000 + i));
-    const nos = orders.map((o) => o.combine_out_trade_no);
-    // The clock seam: the orders look expired from now on. next_check_ms is left alone (it may be
-    // a reconciler's lease): they come due by the relays' own schedule (RELAY_QUERY_AFTER_SECONDS).
-    const now = Date.now() - 1;
-    await p.db.query('UPDATE orders SET expires_ms = $1, expires_at = $2 WHERE combine_out_trade_no = ANY($3)', [now, new Date(now).toISOString(), nos]);
-    for (const no of nos) await onB.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === no && m.order.state === 'CLOSED', 30_000);
-    // Whatever is still in flight has nothing left to do: every order is final.
-    await until(async () => {
-      const r = await p.db.query('SELECT COUNT(*)::int AS n FROM orders WHERE combine_out_trade_no = ANY($1) AND watch = 1', [nos]);
-      return r.rows[0].n === 0;
-    }, 15_000, 50);
+    const QUERY = '/v3/combine-transactions/out-trade-no/';
+    // Slow queries (WeChat Pay under load): a relay's check stays in flight for 300 ms, so a second
+    // relay claiming the same order meanwhile would show as two queries within a moment.
+    expect((await api(sandbox.url, 'POST', '/sandbox/control/faults', null, { kind: 'SLOW', method: 'GET', path: QUERY, delay_ms: 300, count: 40 })).status).toBe(200);
+    try {
+      const onB = await connect(p.b.url, p.manager);
+      const orders: Order[] = [];
+      for (let i = 0; i < 6; i++) orders.push(await createOrder(i % 2 ? p.b.url : p.a.url, p.cashier, {}, 3000 + i));
+      const nos = orders.map((o) => o.combine_out_trade_no);
+      const queriesOf = (log: { at: string; method: string; url: string }[], no: string) => log.filter((e) => e.method === 'GET' && (e.url === QUERY + no || e.url.startsWith(`${QUERY}${no}?`)));
+      // First the follow-up queries of unpaid orders (RELAY_QUERY_AFTER_SECONDS), by both reconcilers.
+      await until(async () => {
+        const log = await sandboxRequests(QUERY);
+        return nos.every((no) => queriesOf(log, no).length > 0);
+      }, 20_000, 100);
+      // Then the clock seam: they look expired from now on. next_check_ms is left alone (it may be a
+      // reconciler's lease): they come due by the relays' own schedule and are closed.
+      const now = Date.now() - 1;
+      await p.db.query('UPDATE orders SET expires_ms = $1, expires_at = $2 WHERE combine_out_trade_no = ANY($3)', [now, new Date(now).toISOString(), nos]);
+      for (const no of nos) await onB.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === no && m.order.state === 'CLOSED', 30_000);
+      // Whatever is still in flight has nothing left to do: every order is final and unwatched.
+      await until(async () => {
+        const r = await p.db.query('SELECT COUNT(*)::int AS n FROM orders WHERE combine_out_trade_no = ANY($1) AND watch = 1', [nos]);
+        return r.rows[0].n === 0;
+      }, 15_000, 50);
 
-    const log = await sandboxRequests('/v3/combine-transactions/out-trade-no/');
-    for (const no of nos) {
-      const path = `/v3/combine-transactions/out-trade-no/${no}`;
-      const closes = log.filter((e) => e.method === 'POST' && e.url.startsWith(`${path}/close`));
-      expect(closes.map((e) => e.status), `closes of ${no}`).toEqual([204]);
-      const queries = log.filter((e) => e.method === 'GET' && (e.url === path || e.url.startsWith(`${path}?`))).map((e) => Date.parse(e.at)).sort((x, y) => x - y);
-      expect(queries.length, `queries of ${no}`).toBeGreaterThan(0);
-      // Two relays claiming one order would query it twice within a moment; a relay's own
-      // schedule puts at least a second between two queries of one order.
-      for (let i = 1; i < queries.length; i++) expect(queries[i]! - queries[i - 1]!, `queries of ${no}`).toBeGreaterThanOrEqual(500);
+      const log = await sandboxRequests(QUERY);
+      for (const no of nos) {
+        const closes = log.filter((e) => e.method === 'POST' && e.url.startsWith(`${QUERY}${no}/close`));
+        expect(closes.map((e) => e.status), `closes of ${no}`).toEqual([204]);
+        const queries = queriesOf(log, no).map((e) => Date.parse(e.at)).sort((x, y) => x - y);
+        // Before expiry and in the close: at least two, each by one relay at a time. Two relays
+        // claiming one order would answer within the 300 ms delay of each other; one relay's own
+        // schedule puts at least a second between two queries of one order.
+        expect(queries.length, `queries of ${no}`).toBeGreaterThanOrEqual(2);
+        for (let i = 1; i < queries.length; i++) expect(queries[i]! - queries[i - 1]!, `queries of ${no}`).toBeGreaterThanOrEqual(500);
+      }
+      // The automatic close is audited once per order, by `auto`.
+      const audit = await p.db.query("SELECT target, detail FROM audit_log WHERE terminal = 'auto' AND action = 'close' AND target = ANY($1)", [nos]);
+      expect(audit.rows.map((r) => [r.target, JSON.parse(r.detail).outcome]).sort()).toEqual(nos.map((no) => [no, 'CLOSED']).sort());
+      for (const no of nos) expect(onB.updates(no).filter((o) => o.state === 'CLOSED'), no).toHaveLength(1);
+    } finally {
+      await api(sandbox.url, 'DELETE', '/sandbox/control/faults', null);
     }
-    // The automatic close is audited once per order, by `auto`.
-    const audit = await p.db.query("SELECT target, detail FROM audit_log WHERE terminal = 'auto' AND action = 'close' AND target = ANY($1)", [nos]);
-    expect(audit.rows.map((r) => [r.target, JSON.parse(r.detail).outcome]).sort()).toEqual(nos.map((no) => [no, 'CLOSED']).sort());
-    for (const no of nos) expect(onB.updates(no).filter((o) => o.state === 'CLOSED'), no).toHaveLength(1);
   }, 90_000);
 });
