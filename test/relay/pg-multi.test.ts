@@ -196,20 +196,24 @@ describe('two relays on one PostgreSQL database', () => {
     const o4 = await createOrder(p.b.url, p.cashier);
 
     const onB = await connect(p.b.url, p.cashier, since);
-    // A live change after the resume marks the end of what the replay can hold.
-    expect((await post(p.a.url, forge.build(o4))).status).toBeLessThan(300);
-    await onB.next(isPaid(o4.combine_out_trade_no));
+    // A change made after the resume (a new order): once it is here, the replay is complete (it is
+    // sent first, and B delivers in cursor order).
+    const o5 = await createOrder(p.a.url, p.cashier);
+    await onB.next((m) => m.type === 'order.updated' && m.order.combine_out_trade_no === o5.combine_out_trade_no && m.order.creation === 'CREATED');
     expect(onB.messages.filter((m) => m.type === 'snapshot')).toEqual([]);
     const updates = onB.messages.flatMap((m) => (m.type === 'order.updated' ? [[m.order.combine_out_trade_no, m.order.state] as const] : []));
-    // o1 was seen before leaving: never repeated. o2, o3 once each as paid; o4 once as created, then paid live.
+    // o1 was seen before leaving: never repeated. o2, o3 once each as paid, o4 once as created
+    // (the latest state of each, once); then o5, live.
     expect(updates.filter(([no]) => no === o1.combine_out_trade_no)).toEqual([]);
     expect(updates.filter(([no]) => no === o2.combine_out_trade_no)).toEqual([[o2.combine_out_trade_no, 'SUCCESS']]);
     expect(updates.filter(([no]) => no === o3.combine_out_trade_no)).toEqual([[o3.combine_out_trade_no, 'SUCCESS']]);
-    expect(updates.filter(([no]) => no === o4.combine_out_trade_no)).toEqual([[o4.combine_out_trade_no, 'NOTPAY'], [o4.combine_out_trade_no, 'SUCCESS']]);
-    expect(updates).toHaveLength(4);
+    expect(updates.filter(([no]) => no === o4.combine_out_trade_no)).toEqual([[o4.combine_out_trade_no, 'NOTPAY']]);
+    const others = updates.filter(([no]) => ![o1, o2, o3, o4].some((o) => o.combine_out_trade_no === no));
+    expect(others.length).toBeGreaterThan(0);
+    expect(others.every(([no, state]) => no === o5.combine_out_trade_no && state === 'NOTPAY')).toBe(true);
     // Cursors only grow on the resumed socket, and all are beyond the one it resumed from.
     const cursors = onB.messages.flatMap((m) => (m.type === 'order.updated' && m.cursor !== undefined ? [m.cursor] : []));
-    expect(cursors).toHaveLength(4);
+    expect(cursors).toHaveLength(updates.length);
     expect(cursors.every((c, i) => c > since && (i === 0 || c > cursors[i - 1]!))).toBe(true);
   }, 60_000);
 
