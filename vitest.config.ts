@@ -20,6 +20,7 @@ const RELAY_ON_BOTH = [
   'test/relay/refund-bills.test.ts',
   'test/relay/single-bills.test.ts',
   'test/relay/hardening.test.ts',
+  'test/relay/stop.test.ts',
 ];
 
 export default defineConfig({

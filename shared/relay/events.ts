@@ -76,6 +76,8 @@ export class EventHub {
   private pending = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly o: Required<HubOptions>;
+  /** Set by close(): sockets still being started are closed instead of joining. */
+  private closed = false;
   /** Sockets by id, when the store counts them across relays. */
   private readonly byId = new Map<string, Client>();
   /** order.updated messages with cursor > ringFrom, ascending. */
@@ -122,6 +124,7 @@ export class EventHub {
       (who) => {
         socket.off('error', drop);
         if (socket.destroyed) return;
+        if (this.closed) return void socket.destroy();
         if (!who) return refuse(socket, 401, 'Unauthorized');
         this.upgrade(req, socket, head, url, who);
       },
@@ -171,6 +174,8 @@ export class EventHub {
     try {
       const first = await this.firstMessages(since, who);
       if (ws.readyState !== WebSocket.OPEN) return;
+      // The relay began to stop while this socket's first message was built: it goes too.
+      if (this.closed) return void ws.close(1001, 'relay shutting down');
       // Synchronous from here to `add`: the ring covers everything after the first message's
       // cursor, so no change slips between it and the live messages.
       for (const m of first) send(ws, m);
@@ -323,6 +328,7 @@ export class EventHub {
 
   /** Graceful shutdown: tell every terminal we are going away. */
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     for (const c of this.clients) c.ws.close(1001, 'relay shutting down');
     this.clients.clear();

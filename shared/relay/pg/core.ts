@@ -11,9 +11,9 @@
  * are harmless). The same transaction sends NOTIFY (delivered at commit) to wake every relay's
  * feed reader (feed.ts).
  *
- * Deadlock rule: a feed transaction takes the feed lock BEFORE it locks any orders/refunds row
- * (`tx(fn, { feed: true })` takes it first). Only a payment notification inserts its id first
- * (a row nobody holding the feed lock ever waits for) and then takes the lock (lockFeed).
+ * Deadlock rule: a feed transaction takes the feed lock BEFORE it locks any orders/refunds row or
+ * inserts a notification id (`tx(fn, { feed: true })` takes it first), so no transaction holding the
+ * lock ever waits for a row lock held by one that waits for the lock.
  */
 import type { Pool, PoolClient, QueryResultRow } from 'pg';
 
@@ -43,6 +43,11 @@ export interface Tx {
   touch(no: string, now: number): Promise<number | null>;
   /** The next cursor (feed lock held), for an UPDATE that sets `cursor` itself. */
   nextCursor(): Promise<number>;
+  /**
+   * For statements that draw their cursors themselves (`cursor = nextval('change_cursor')`, feed
+   * lock held): the NOTIFY of this transaction, sent once.
+   */
+  notifyFeed(): Promise<void>;
 }
 
 export class PgCore {
@@ -72,12 +77,14 @@ export class PgCore {
           await c.query('SELECT pg_advisory_xact_lock($1)', [FEED_LOCK_KEY]);
           locked = true;
         },
+        notifyFeed: async () => {
+          if (!locked) throw new Error('a feed change outside the feed lock');
+          if (fed) return;
+          await c.query('SELECT pg_notify($1, \'\')', [FEED_CHANNEL]);
+          fed = true;
+        },
         nextCursor: async () => {
-          if (!locked) throw new Error('nextCursor outside the feed lock');
-          if (!fed) {
-            await c.query('SELECT pg_notify($1, \'\')', [FEED_CHANNEL]);
-            fed = true;
-          }
+          await t.notifyFeed();
           return Number((await c.query<{ n: string }>("SELECT nextval('change_cursor') AS n")).rows[0]!.n);
         },
         touch: async (no, now) => {
