@@ -263,7 +263,10 @@ export class EventHub {
       build = (async () => {
         try {
           const cursor = this.store.feed.cursor();
-          const rows = await this.store.feed.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent, terminal: scope === '*' ? undefined : scope });
+          const read = await this.store.feed.snapshotRows({ maxOpen: this.o.snapshotOpen, recent: this.o.snapshotRecent, terminal: scope === '*' ? undefined : scope });
+          // As for a replay: a row read after `cursor` may show a later change, which the ring (or
+          // the live feed) brings after the snapshot — not sent twice.
+          const rows = read.filter((r) => r.cursor <= cursor);
           const parts = await this.serialize(rows, (o) => JSON.stringify(o));
           const tail = `"cursor":${cursor},"orders":[${parts.join(',')}]}`;
           const built = { cursor, at: Date.now(), plain: Buffer.from('{"type":"snapshot",' + tail), resync: Buffer.from('{"type":"snapshot","resync":true,' + tail) };
