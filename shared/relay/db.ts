@@ -258,7 +258,7 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     `,
   },
   {
-    // Refunds per sub-order (refund-store.ts): recorded before WeChat Pay is called; the
+    // Refunds per sub-order (sqlite/refunds.ts): recorded before WeChat Pay is called; the
     // sub-order index serves the remaining-amount check, the partial index the follower.
     version: 10,
     sql: `

@@ -19,6 +19,8 @@ import type { Alert } from '../contracts/relay-api';
 import type { OrderRow, RelayStore, SubOrderRow, Transition } from './repo-types';
 import { errorCode, isAmbiguous, isNotFound, merchantKeysMissing, upstreamError, type PayClient, type PayClients } from './upstream';
 import { requestHash, validateCreateOrder, type ValidOrderInput } from './validate';
+import { OrderWaits } from './order-waits';
+import { SEND_LEASE_MS } from './leases';
 
 export interface OrderServiceOptions {
   store: RelayStore;
@@ -140,28 +142,16 @@ export function checkResult(ours: Ours, subs: SubOrderRow[], result: CombineOrde
   return { ok: true, transition: transitionOf(result) };
 }
 
-/**
- * How long a create being sent by one relay is left to it (PostgreSQL, several relays): longer
- * than a create call can take with its retries, so another relay re-sends only a create whose
- * relay died (an identical re-send is harmless, but WeChat Pay renews the code_url).
- */
-export const SEND_LEASE_MS = 30_000;
-
 export class OrderService {
   /** Creates in flight in this process, by order number. */
   readonly inflight = new Map<string, Promise<Order>>();
   private readonly mchids: Set<string>;
   /** Requests waiting for an order another relay is creating (see resume). */
-  private readonly waiting = new Map<string, (() => void)[]>();
+  private readonly waits: OrderWaits;
 
   constructor(private readonly o: OrderServiceOptions) {
     this.mchids = new Set(o.credentials.subMerchants.map((s) => s.mchid));
-    o.store.feed.onChange((c) => {
-      const w = this.waiting.get(c.order.combine_out_trade_no);
-      if (!w) return;
-      this.waiting.delete(c.order.combine_out_trade_no);
-      for (const f of w) f();
-    });
+    this.waits = new OrderWaits(o.store.feed);
   }
 
   get store(): RelayStore {
@@ -223,23 +213,7 @@ export class OrderService {
    * at most until its lease runs out; then the row as it is.
    */
   private async awaitOtherSender(row: OrderRow): Promise<OrderRow> {
-    const left = row.created_ms + SEND_LEASE_MS - Date.now();
-    if (left > 0) {
-      const no = row.combine_out_trade_no;
-      await new Promise<void>((resolve) => {
-        const done = () => { clearTimeout(timer); resolve(); };
-        const timer = setTimeout(() => {
-          // Given up waiting: forget this waiter (the order may never change again).
-          const rest = (this.waiting.get(no) ?? []).filter((f) => f !== done);
-          if (rest.length) this.waiting.set(no, rest);
-          else this.waiting.delete(no);
-          resolve();
-        }, left);
-        const list = this.waiting.get(no) ?? [];
-        list.push(done);
-        this.waiting.set(no, list);
-      });
-    }
+    await this.waits.next(row.combine_out_trade_no, row.created_ms + SEND_LEASE_MS - Date.now());
     return (await this.o.store.orders.row(row.combine_out_trade_no)) ?? row;
   }
 

@@ -9,7 +9,7 @@ import type { Logger } from './log';
 import type { OrderService } from './orders';
 import type { RelayStore } from './repo-types';
 import { RelayError } from './errors';
-import { SEND_LEASE_MS } from './orders';
+import { CHECK_LEASE_MS, SEND_LEASE_MS } from './leases';
 import { isNotFound } from './upstream';
 
 /** Who the audit log names for the reconciler's automatic closes. */
@@ -19,12 +19,6 @@ const AUTO = 'auto';
 const MAX_BACKOFF_MS = 60_000;
 /** Orders checked at once. */
 const CONCURRENCY = 4;
-/**
- * A claimed order is left to its claimer this long (several relays: no other relay queries or
- * closes it meanwhile; if the claimer dies, it comes due again). Every check reschedules or
- * unwatches the order itself well before.
- */
-export const CHECK_LEASE_MS = 60_000;
 
 export interface ReconcilerOptions {
   closeMinAgeSeconds: number;

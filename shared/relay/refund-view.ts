@@ -5,7 +5,7 @@
  * Pure: the engines read the rows, this builds the view.
  */
 import type { Order, Refund } from '../contracts/relay-api';
-import type { RefundRow } from './refund-store';
+import type { RefundRow } from './repo-refunds';
 
 export function toRefund(r: RefundRow): Refund {
   return {

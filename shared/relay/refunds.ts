@@ -19,6 +19,8 @@ import type { RefundNotificationResource, RefundResult } from '../wechatpay/mode
 import type { NotificationEnvelope } from '../wechatpay/models';
 import type { Logger } from './log';
 import { BadRequest, RelayError } from './errors';
+import { CHECK_LEASE_MS, SEND_LEASE_MS } from './leases';
+import { OrderWaits } from './order-waits';
 import { toRefund } from './refund-view';
 import type { NewRefund, RefundDecisionInput, RefundMismatch, RefundRow } from './repo-refunds';
 import type { RelayStore } from './repo-types';
@@ -39,14 +41,6 @@ export interface RefundServiceOptions {
   alert: (kind: string, no: string | null, message: string, dedupeKey: string | null) => unknown;
 }
 
-/**
- * How long a just-recorded refund's create is left to the relay sending it: about what a create
- * can take with its retries (3 attempts of 10 s). When that relay dies, its PENDING refunds come
- * due to the others' followers after this (SQLite, one process: at once on restart).
- */
-export const REFUND_SEND_LEASE_MS = 30_000;
-/** How long a refund claimed by the follower is left to it (a query, maybe a re-send). */
-export const REFUND_CHECK_LEASE_MS = 60_000;
 /** Refund checks running at once per relay. */
 const MAX_BUSY = 4;
 
@@ -101,19 +95,11 @@ export class RefundService {
   private claiming: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** Requests waiting for a refund another relay is sending, by order number (see again). */
-  private readonly waiting = new Map<string, (() => void)[]>();
+  /** Requests waiting for a refund another relay is sending: a refund's change stamps its order. */
+  private readonly waits: OrderWaits;
 
   constructor(private readonly o: RefundServiceOptions) {
-    // A refund's change stamps its order: wake whoever waits for a refund of that order.
-    o.store.feed.onChange((c) => {
-      // Nobody waits (nearly always): the change's order is not even looked at (built lazily).
-      if (this.waiting.size === 0) return;
-      const w = this.waiting.get(c.order.combine_out_trade_no);
-      if (!w) return;
-      this.waiting.delete(c.order.combine_out_trade_no);
-      for (const f of w) f();
-    });
+    this.waits = new OrderWaits(o.store.feed);
   }
 
   private get repo() {
@@ -169,17 +155,9 @@ export class RefundService {
   /** Until the refund is no longer PENDING or the sender's lease ran out (woken by its order's changes). */
   private async awaitOtherSender(row: RefundRow): Promise<RefundRow> {
     for (;;) {
-      const left = row.created_ms + REFUND_SEND_LEASE_MS - Date.now();
+      const left = row.created_ms + SEND_LEASE_MS - Date.now();
       if (left <= 0 || row.status !== 'PENDING') return row;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        const list = this.waiting.get(row.combine_out_trade_no) ?? [];
-        list.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        this.waiting.set(row.combine_out_trade_no, list);
-      });
+      await this.waits.next(row.combine_out_trade_no, left);
       row = (await this.repo.get(row.out_refund_no)) ?? row;
     }
   }
@@ -210,7 +188,7 @@ export class RefundService {
         idempotency_key: c.idempotencyKey, request_hash: c.hash,
         // Ours while the create is on its way; the answer sets the next check. If this relay
         // dies first, the lease runs out and the follower (of any relay) takes it over.
-        next_check_ms: now + REFUND_SEND_LEASE_MS,
+        next_check_ms: now + SEND_LEASE_MS,
       },
     };
   }
@@ -323,7 +301,7 @@ export class RefundService {
     if (this.stopped || this.claiming) return;
     const room = MAX_BUSY - this.busy.size;
     if (room <= 0) return;
-    this.claiming = this.repo.claimDue(Date.now(), room, REFUND_CHECK_LEASE_MS).then(
+    this.claiming = this.repo.claimDue(Date.now(), room, CHECK_LEASE_MS).then(
       (nos) => {
         // Claimed: leased to us, so checked even when stop() came meanwhile (it waits for them).
         for (const no of nos) {

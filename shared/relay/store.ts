@@ -113,7 +113,7 @@ export class OrderStore {
     return order;
   }
 
-  /** What else an order object carries (refund-store.ts: `refunds`, `refunded_amount`). */
+  /** What else an order object carries (sqlite/refunds.ts: `refunds`, `refunded_amount`). */
   private readonly decorators: ((order: Order) => void)[] = [];
   decorate(fn: (order: Order) => void): void {
     this.decorators.push(fn);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Order, RelayEvent } from '../../shared/contracts/relay-api';
 import { openStore } from '../../shared/relay/index';
-import { SEND_LEASE_MS } from '../../shared/relay/orders';
+import { SEND_LEASE_MS } from '../../shared/relay/leases';
 import { newCombineOutTradeNo, subOutTradeNo } from '../../shared/relay/ids';
 import { formatBeijing } from '../../shared/wechatpay/time';
 import { api, createOrder, EventsClient, orderBody, pay, startEnv, TEST_ENGINE, until, type Env } from './env';

@@ -4,7 +4,7 @@
  */
 import type { Order, OrderState } from '../../contracts/relay-api';
 import type { ListFilter, NewOrder, OrderRow, OrdersRepo, SubOrderRow, Transition } from '../repo-types';
-import type { RefundRow } from '../refund-store';
+import type { RefundRow } from '../repo-refunds';
 import { buildOrder, subKey } from '../order-view';
 import { decorateRefunds } from '../refund-view';
 import type { Client, Pool, PoolClient } from 'pg';
