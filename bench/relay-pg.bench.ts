@@ -21,7 +21,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request, Agent } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -38,6 +37,7 @@ import { newCombineOutTradeNo, subOutTradeNo } from '../shared/relay/ids';
 import { subKey } from '../shared/relay/order-view';
 import { addTerminal, loadRelayConfig } from '../shared/relay/index';
 import { migratePg, openPg } from '../shared/relay/pg/index';
+import { pacedNotify } from './paced-notify';
 import { startPgCluster, type PgCluster } from '../test/helpers/pg-cluster';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -252,36 +252,15 @@ async function pushLatency(to: Relay, sockets: { ws: WebSocket; where: string }[
       if (m.order.state === 'SUCCESS' && sent.has(m.order.combine_out_trade_no)) received.push({ where: s.where, no: m.order.combine_out_trade_no, at });
     });
   }
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const post = (n: Note) => new Promise<void>((resolve) => {
-    const req = request(to.url + '/wechatpay/notify', { method: 'POST', agent, headers: { ...n.headers, 'content-length': Buffer.byteLength(n.body) } }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        answeredAt.set(n.no, performance.now());
-        resolve();
-      });
-    });
-    req.on('error', () => resolve());
-    req.end(n.body);
+  const paced = await pacedNotify(to.url, notes, PUSH_RATE, PUSH_SECONDS, {
+    sent: (no, at) => sent.set(no, at),
+    answered: (no, at) => answeredAt.set(no, at),
   });
-  // The first second at the same rate is not measured: fresh processes are still cold.
-  const warm = PUSH_RATE;
-  const total = Math.min(notes.length, PUSH_RATE * PUSH_SECONDS + warm);
-  const start = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const wait = start + (i * 1000) / PUSH_RATE - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    if (i >= warm) sent.set(notes[i]!.no, performance.now());
-    pending.push(post(notes[i]!));
-  }
-  const rate = (total - warm) / ((performance.now() - start) / 1000 - 1);
-  await Promise.all(pending);
+  const { rate } = paced;
   // Stragglers: wait (bounded) until every socket has every measured payment.
-  const expected = (total - warm) * sockets.length;
+  const expected = paced.measured * sockets.length;
   const deadline = performance.now() + 5000;
   while (received.length < expected && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  agent.destroy();
   const sorted = (xs: number[]) => xs.sort((p, q) => p - q);
   const sides = new Map<string, { fromPost: number[]; fromAnswer: number[]; missing: number }>();
   for (const where of new Set(sockets.map((s) => s.where))) {
@@ -289,7 +268,7 @@ async function pushLatency(to: Relay, sockets: { ws: WebSocket; where: string }[
     sides.set(where, {
       fromPost: sorted(mine.map((r) => r.at - sent.get(r.no)!)),
       fromAnswer: sorted(mine.map((r) => r.at - (answeredAt.get(r.no) ?? NaN))),
-      missing: (total - warm) * sockets.filter((s) => s.where === where).length - mine.length,
+      missing: paced.measured * sockets.filter((s) => s.where === where).length - mine.length,
     });
   }
   return { rate, answered: sorted([...sent].map(([no, t]) => (answeredAt.get(no) ?? NaN) - t)), sides };

@@ -29,6 +29,7 @@ import { OrderStore } from '../shared/relay/store';
 import { newCombineOutTradeNo, subOutTradeNo } from '../shared/relay/ids';
 import { loadRelayConfig, startRelay, addTerminal } from '../shared/relay/index';
 import { createPrivateKey } from 'node:crypto';
+import { pacedNotify } from './paced-notify';
 import Database from 'better-sqlite3';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -234,36 +235,12 @@ async function pushLatency(dir: string, dbPath: string, notes: Note[]): Promise<
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   })));
-  const { Agent, request } = await import('node:http');
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
-  const post = (n: Note) => new Promise<void>((resolve) => {
-    const req = request(url + '/wechatpay/notify', { method: 'POST', agent, headers: { ...n.headers, 'content-length': Buffer.byteLength(n.body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve());
-    });
-    req.on('error', () => resolve());
-    req.end(n.body);
-  });
-  // One second at the same rate first, not measured: a freshly started process is still cold.
-  const warm = PUSH_RATE;
-  const total = Math.min(notes.length, PUSH_RATE * PUSH_SECONDS + warm);
-  const start = performance.now();
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / PUSH_RATE;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    if (i >= warm) sent.set(notes[i]!.no, performance.now());
-    pending.push(post(notes[i]!));
-  }
-  const rate = (total - warm) / ((performance.now() - start) / 1000 - 1);
-  await Promise.all(pending);
+  const paced = await pacedNotify(url, notes, PUSH_RATE, PUSH_SECONDS, { sent: (no, at) => sent.set(no, at) });
   await new Promise((r) => setTimeout(r, 500));
   for (const ws of sockets) ws.close();
-  agent.destroy();
   await stop(proc);
   lat.sort((a, b) => a - b);
-  return { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? NaN, samples: lat.length, missing: (total - warm) * TERMINALS - received, rate };
+  return { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] ?? NaN, samples: lat.length, missing: paced.measured * TERMINALS - received, rate: paced.rate };
 }
 
 async function main(): Promise<void> {
