@@ -167,7 +167,8 @@ describe('manager screen', () => {
     await page.locator('[data-testid=search-state]').selectOption('CLOSED');
     await page.locator('[data-testid=search-go]').click();
     const rows = page.locator('[data-testid=search-row]');
-    await rows.first().waitFor();
+    // The previous search's rows stay until this one's answer replaces them: wait for the target.
+    await page.locator(`[data-testid=search-row][data-order="${target}"]`).waitFor();
     expect(await rows.count()).toBe(1);
     expect(await rows.first().getAttribute('data-order')).toBe(target);
     await page.locator('[data-testid=search-state]').selectOption('SUCCESS');
